@@ -1,0 +1,274 @@
+"""Exact parameter and MAC counts of an Architecture, without building it.
+
+What is counted
+- params: every trainable tensor (conv and linear weights and biases, BatchNorm and LayerNorm
+  affine weights, the mixer's layer scale). Equal to sum(p.numel()) of the built module.
+- MACs: multiply-accumulates of convolutions, linear layers and the gated block's
+  sum_k a_k Conv_k(X) (an einsum: K*C*H*W per sample). Bias adds, normalisation, activations,
+  pooling and elementwise products are not MACs and are not counted.
+  fvcore counts the same set when given only its conv/linear/matmul/einsum handles (its default set
+  adds norms and pools); ptflops' aten backend counts convolution, mm/addmm and bmm plus the bias
+  adds of conv and linear layers, which `ptflops_macs` takes back out. See those two functions.
+"""
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import UserError
+from .spaces.mixer import mix_kernels, split_channels
+from .spaces.space import Architecture
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int
+    macs: int
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(self.params + other.params, self.macs + other.macs)
+
+
+ZERO = Cost(0, 0)
+
+
+def out_size(size: int, kernel: int, stride: int) -> int:
+    return (size + 2 * ((kernel - 1) // 2) - kernel) // stride + 1
+
+
+def conv(cin, cout, kernel, stride, size, groups=1, bias=False, bn=True) -> tuple[Cost, int]:
+    """A conv (+BN): its cost and output size."""
+    out = out_size(size, kernel, stride)
+    weights = cout * (cin // groups) * kernel * kernel
+    params = weights + (cout if bias else 0) + (2 * cout if bn else 0)
+    return Cost(params, weights * out * out), out
+
+
+def linear(cin, cout, bias=True) -> Cost:
+    return Cost(cin * cout + (cout if bias else 0), cin * cout)
+
+
+# --- one function per block family: (cin, cout, stride, size, **knobs) -> (Cost, out size) ---
+
+def _conv_block(cin, cout, stride, size, kernel=3, act=None):
+    return conv(cin, cout, kernel, stride, size)
+
+
+def _residual(cin, cout, stride, size, kernel=3, skip_kernel=1, act=None):
+    c1, s1 = conv(cin, cout, kernel, stride, size)
+    c2, s2 = conv(cout, cout, kernel, 1, s1)
+    skip = ZERO if (stride == 1 and cin == cout) else conv(cin, cout, skip_kernel, stride, size)[0]
+    return c1 + c2 + skip, s2
+
+
+def _separable(cin, cout, stride, size, kernel=3, act=None):
+    dw, s1 = conv(cin, cin, kernel, stride, size, groups=cin)
+    pw, s2 = conv(cin, cout, 1, 1, s1)
+    return dw + pw, s2
+
+
+def _inverted(cin, cout, stride, size, kernel=3, expansion=4, act=None):
+    hidden = cin * expansion
+    expand = conv(cin, hidden, 1, 1, size)[0] if expansion != 1 else ZERO
+    dw, s1 = conv(hidden, hidden, kernel, stride, size, groups=hidden)
+    project, s2 = conv(hidden, cout, 1, 1, s1)
+    return expand + dw + project, s2
+
+
+def _mixer(cin, cout, stride, size, kernel=5, expansion=2, act=None, layer_scale=0.1):
+    cost = ZERO
+    if stride != 1 or cin != cout:
+        reshape, size = conv(cin, cout, stride, stride, size)
+        cost += reshape
+    kernels = mix_kernels(kernel)
+    for c, k in zip(split_channels(cout, len(kernels)), kernels):
+        cost += conv(c, c, k, 1, size, groups=c, bn=False)[0]
+    hidden = max(1, int(round(cout * expansion)))
+    cost += Cost(2 * cout, 0)  # LayerNorm
+    cost += conv(cout, 2 * hidden, 1, 1, size, bias=True, bn=False)[0]
+    cost += conv(hidden, cout, 1, 1, size, bias=True, bn=False)[0]
+    cost += Cost(cout, 0)  # layer scale
+    return cost, size
+
+
+def _gated(cin, cout, stride, size, kernel=3, k=3, gate="softmax", gate_hidden=0, residual=False, act=None):
+    gate_cost = linear(cin, gate_hidden) + linear(gate_hidden, k) if gate_hidden else linear(cin, k)
+    convs, out = conv(cin, k * cout, kernel, stride, size, bn=False)
+    mixing = Cost(2 * cout, k * cout * out * out)  # BN affine; the einsum over k
+    skip = ZERO
+    if residual and not (stride == 1 and cin == cout):
+        skip = conv(cin, cout, 1, stride, size)[0]
+    return gate_cost + convs + mixing + skip, out
+
+
+BLOCK_COSTS = {
+    "conv": _conv_block,
+    "residual": _residual,
+    "dwsep": _separable,
+    "mbconv": _inverted,
+    "mixer": _mixer,
+    "gated": _gated,
+}
+
+
+@lru_cache(maxsize=1 << 16)
+def _layer_cost(kind: str, cin: int, cout: int, stride: int, size: int, knobs: tuple) -> tuple[Cost, int]:
+    if kind in ("maxpool", "avgpool"):
+        return ZERO, size // 2
+    return BLOCK_COSTS[kind](cin, cout, stride, size, **dict(knobs))
+
+
+def estimate(arch: Architecture) -> Cost:
+    """Exact trainable parameters and MACs for one image of arch.input_size."""
+    cost, size = conv(arch.in_channels, arch.stem_width, arch.stem_kernel, 1, arch.input_size)
+    for stage in arch.plan():
+        for layer in stage:
+            c, size = _layer_cost(layer.kind, layer.cin, layer.cout, layer.stride, size,
+                                  tuple(sorted(layer.knobs.items())))
+            cost += c
+    pool = arch.head_pool
+    features = arch.last_width * pool * pool
+    if arch.head_hidden:
+        cost += linear(features, arch.head_hidden)
+        features = arch.head_hidden
+    return cost + linear(features, arch.num_classes)
+
+
+# --- budgets ------------------------------------------------------------------------------
+
+class BudgetError(UserError):
+    """A budget that cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_params: int | None = None
+    max_macs: int | None = None
+    name: str = ""
+
+    def fits(self, cost: Cost) -> bool:
+        return ((self.max_params is None or cost.params <= self.max_params)
+                and (self.max_macs is None or cost.macs <= self.max_macs))
+
+    def use(self, cost: Cost) -> float:
+        """The largest fraction of any cap that `cost` uses (0 when uncapped)."""
+        fractions = [cost.params / self.max_params] if self.max_params else []
+        fractions += [cost.macs / self.max_macs] if self.max_macs else []
+        return max(fractions, default=0.0)
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_params is not None:
+            parts.append(f"params <= {self.max_params:,}")
+        if self.max_macs is not None:
+            parts.append(f"MACs <= {self.max_macs:,}")
+        return " and ".join(parts) or "no limit"
+
+    def to_dict(self) -> dict:
+        return {"max_params": self.max_params, "max_macs": self.max_macs, "name": self.name}
+
+
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
+
+
+def parse_count(text: str) -> int:
+    """'50000', '50k', '50_000', '5M', '1.5M', '20G' -> an integer count."""
+    m = re.fullmatch(r"\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s*([kKmMgGbB]?)\s*", str(text))
+    if not m:
+        raise BudgetError(f"not a count: {text!r} (use e.g. 50000, 50k, 5M)")
+    value = float(m.group(1).replace("_", "").replace(",", "")) * _SUFFIX[m.group(2).lower()]
+    if value <= 0 or value != int(value):
+        raise BudgetError(f"a budget must be a positive whole number, not {text!r}")
+    return int(value)
+
+
+def load_budget_file(path: str | Path) -> Budget:
+    """A budget file: TOML with `params` and/or `macs` (numbers or strings like "50k")."""
+    path = Path(path)
+    if not path.is_file():
+        raise BudgetError(f"budget file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise BudgetError(f"budget file {path} is not valid TOML: {e}") from e
+    unknown = set(data) - {"params", "macs", "name", "description"}
+    if unknown:
+        raise BudgetError(f"budget file {path}: unknown keys {sorted(unknown)} (use params, macs)")
+    if "params" not in data and "macs" not in data:
+        raise BudgetError(f"budget file {path} sets neither params nor macs")
+    params = parse_count(data["params"]) if "params" in data else None
+    macs = parse_count(data["macs"]) if "macs" in data else None
+    return Budget(params, macs, str(data.get("name", path.stem)))
+
+
+def parse_budget(budget: str | None, macs: str | None = None) -> Budget:
+    """The CLI's --budget (a count or a .toml file) and --macs, as one Budget."""
+    if budget is None and macs is None:
+        raise BudgetError("give a budget: --budget 50k, --budget budgets/NAME.toml or --macs 20M")
+    base = Budget()
+    if budget is not None:
+        looks_like_file = budget.endswith(".toml") or "/" in budget
+        base = load_budget_file(budget) if looks_like_file else Budget(parse_count(budget), None, f"{budget} params")
+    if macs is not None:
+        base = Budget(base.max_params, parse_count(macs), base.name)
+    return base
+
+
+# --- cross-checks against the built module (fvcore, ptflops) --------------------------------
+
+def count_params(model) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def fvcore_macs(model, input_size: int = 32, in_channels: int = 3) -> int:
+    """fvcore's count with only its conv, linear, matmul and einsum handles (its default set also
+    counts norms and pools, which are not MACs)."""
+    import torch
+    from fvcore.nn import jit_handles as h
+    from fvcore.nn.jit_analysis import JitModelAnalysis
+
+    model.eval()
+    analysis = JitModelAnalysis(model, torch.zeros(1, in_channels, input_size, input_size))
+    analysis.set_op_handle(**{
+        "aten::_convolution": h.conv_flop_jit, "aten::addmm": h.addmm_flop_jit, "aten::linear": h.linear_flop_jit,
+        "aten::matmul": h.matmul_flop_jit, "aten::bmm": h.bmm_flop_jit, "aten::einsum": h.einsum_flop_jit,
+    })
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    return int(analysis.total())
+
+
+def ptflops_macs(model, input_size: int = 32, in_channels: int = 3) -> int:
+    """ptflops' aten backend (it counts aten convolution, mm/addmm and bmm), less the bias adds
+    it folds into conv and addmm, which are not MACs."""
+    import torch
+    from ptflops import get_model_complexity_info
+
+    model.eval()
+    macs, _ = get_model_complexity_info(model, (in_channels, input_size, input_size), as_strings=False,
+                                        backend="aten", print_per_layer_stat=False, verbose=False)
+    return int(macs) - _bias_adds(model, torch.zeros(1, in_channels, input_size, input_size))
+
+
+def _bias_adds(model, x) -> int:
+    """Output elements of every conv/linear layer with a bias, for one input."""
+    import torch
+
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        total += output.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.bias is not None]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return total

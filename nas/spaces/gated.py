@@ -1,0 +1,52 @@
+"""Gated K-conv block.
+
+a = g(W . SpatialAvgPool(X))          a K-vector per sample (W: a linear layer or a small MLP)
+O = a_1 Conv_1(X) + ... + a_K Conv_K(X)
+Y = act(BN(O) + S(X)) with residual, else act(BN(O))
+The K convs are held as one conv with K*cout output channels; slice k is Conv_k.
+"""
+import torch
+from torch import nn
+
+from .layers import ConvBN, activation
+
+
+def gate_function(name):
+    table = {
+        "softmax": lambda z: torch.softmax(z, dim=1),
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+    }
+    if name not in table:
+        raise ValueError(f"unknown gate {name!r}; one of {sorted(table)}")
+    return table[name]
+
+
+class GatedKConvBlock(nn.Module):
+    def __init__(self, cin, cout, stride=1, kernel=3, k=3, gate="softmax", gate_hidden=0,
+                 residual=False, act="relu"):
+        super().__init__()
+        self.k, self.cout, self.gate_name = k, cout, gate
+        if gate_hidden:
+            self.attention = nn.Sequential(nn.Linear(cin, gate_hidden), nn.ReLU(), nn.Linear(gate_hidden, k))
+        else:
+            self.attention = nn.Linear(cin, k)
+        self.convs = nn.Conv2d(cin, k * cout, kernel, stride, padding=(kernel - 1) // 2, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = activation(act)
+        self.skip = None
+        if residual:
+            self.skip = nn.Identity() if (stride == 1 and cin == cout) else ConvBN(cin, cout, 1, stride)
+
+    def weights(self, x):
+        """The per-sample gate a = g(W . mean_hw(x)), shape (N, K)."""
+        return gate_function(self.gate_name)(self.attention(x.mean(dim=(2, 3))))
+
+    def forward(self, x):
+        a = self.weights(x)
+        y = self.convs(x)
+        y = y.view(y.shape[0], self.k, self.cout, y.shape[2], y.shape[3])
+        y = self.bn(torch.einsum("nk,nkchw->nchw", a, y))
+        if self.skip is not None:
+            y = y + self.skip(x)
+        return self.act(y)

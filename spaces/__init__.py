@@ -1,0 +1,1 @@
+"""The built-in space files. Each defines `space`: `from spaces.tiny import space`."""

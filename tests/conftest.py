@@ -1,0 +1,21 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def run_nas(*args, cwd=ROOT, timeout=600):
+    """Run the real `nas` command line in a fresh process."""
+    return subprocess.run([sys.executable, "-m", "nas", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def nas_cli():
+    return run_nas
