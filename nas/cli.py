@@ -23,6 +23,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1], not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nas", description="Budget-aware neural architecture search for PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -32,7 +49,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", help="max trainable parameters (50000, 50k, 5M) or a budget file budgets/NAME.toml")
     s.add_argument("--macs", help="max multiply-accumulates per image (20M)")
     s.add_argument("--dry-run", action="store_true", help="count what fits the budget; train nothing")
+    s.add_argument("--strategy", default="evolution", help="random, grid, evolution, tpe or rl (NNI's)")
+    s.add_argument("--trials", type=_positive_int, default=30, help="candidates to train (default 30)")
+    s.add_argument("--proxy-epochs", type=_positive_int, help="epochs of the proxy training (default 8)")
+    s.add_argument("--batch-size", type=_positive_int, help="proxy batch size (default 512)")
+    s.add_argument("--trial-timeout", type=_positive_float, help="seconds a trial may train before it fails")
+    s.add_argument("--val-fraction", type=_fraction, default=0.1, help="of the training split, held out to score")
+    s.add_argument("--data-fraction", type=_fraction, default=1.0, help="of the rest, used to train the proxy")
+    s.add_argument("--data", default="cifar10", help="cifar10, a .npz file, or an ImageFolder directory")
+    s.add_argument("--out", help="run directory (default runs/SPACE)")
+    s.add_argument("--device", help="cuda or cpu (default: cuda when there is one)")
     s.add_argument("--seed", type=int, default=0)
+
+    r = sub.add_parser("retrain", help="train a search's winner fully and freeze it as code")
+    r.add_argument("winner", help="winner.json written by nas search")
+    r.add_argument("--epochs", type=_positive_int, help="epochs (default 100)")
+    r.add_argument("--batch-size", type=_positive_int, help="batch size (default 512)")
+    r.add_argument("--lr", type=_positive_float, help="peak learning rate (default 0.2)")
+    r.add_argument("--data", help="as for search (default: the winner's)")
+    r.add_argument("--out", help="output directory (default: retrain/ beside winner.json)")
+    r.add_argument("--device", help="cuda or cpu (default: cuda when there is one)")
+    r.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -50,13 +87,47 @@ def cmd_search(args) -> int:
     if args.dry_run:
         print_survey(space, budget, result)
         return 0
-    raise UserError("search without --dry-run is not built yet")
+
+    from .data import load
+    from .report.live import SearchView
+    from .search import STRATEGIES, SearchConfig, run_search
+    from .train import PROXY
+
+    if args.strategy not in STRATEGIES:
+        raise UserError(f"unknown strategy {args.strategy!r}; one of {', '.join(STRATEGIES)}")
+    recipe = PROXY.with_(epochs=args.proxy_epochs, batch_size=args.batch_size, time_limit=args.trial_timeout)
+    config = SearchConfig(space_path=args.space, budget=budget, strategy=args.strategy, trials=args.trials,
+                          recipe=recipe, seed=args.seed, val_fraction=args.val_fraction,
+                          data_fraction=args.data_fraction, data_source=args.data, device=args.device)
+    out = args.out or f"runs/{space.name}"
+    data = load(args.data)
+    winner = run_search(space, config, data, out, view=SearchView())
+    from .report.console import console
+    console.print(f"winner: {winner['summary']}, {winner['params']:,} params, proxy {100 * winner['proxy_score']:.2f}% "
+                  f"-> {out}/winner.json\nnext: nas retrain {out}/winner.json")
+    return 0
+
+
+def cmd_retrain(args) -> int:
+    from pathlib import Path
+
+    from .data import load
+    from .report.live import RetrainView
+    from .retrain import load_winner, run_retrain
+    from .train import FULL
+
+    winner = load_winner(args.winner)
+    recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    out = args.out or str(Path(args.winner).parent / "retrain")
+    data = load(args.data or winner.get("data", "cifar10"))
+    run_retrain(winner, data, out, recipe, seed=args.seed, device=args.device, view=RetrainView())
+    return 0
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"search": cmd_search}[args.command](args)
+        return {"search": cmd_search, "retrain": cmd_retrain}[args.command](args)
     except UserError as e:
         sys.stderr.write(f"nas: error: {e}\n")
         return 2

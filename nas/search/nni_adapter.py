@@ -1,0 +1,120 @@
+"""The one module that speaks NNI. Everything else sees candidates as plain dicts.
+
+NNI 3.0's strategies are driven directly (no NasExperiment: it starts a manager, writes under
+~/nni-experiments and was seen to hang there in filelock): our space becomes a flat dict of
+nni Categoricals wrapped as a model space, our objective becomes a FunctionalEvaluator, and a
+sequential engine runs it in this process until the caller says stop.
+
+Budget pruning: random, evolution and RL resample when a candidate violates a constraint, so
+over-budget candidates are rejected inside NNI's space. Grid and TPE stop on a violation, so
+for them the objective itself declines over-budget candidates (reported as 0, never trained).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from typing import Callable
+
+# gym (which NNI's RL strategy imports through tianshou) prints a deprecation notice on import
+with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+    warnings.simplefilter("ignore")
+    import nni
+    from nni.mutable import Categorical, MutableDict
+    from nni.mutable.exception import ConstraintViolation
+    from nni.nas.evaluator import FunctionalEvaluator
+    from nni.nas.execution import SequentialExecutionEngine
+    from nni.nas.space import BaseModelSpace, RawFormatModelSpace
+    import nni.nas.strategy as strategies
+
+from .strategies import STRATEGIES
+_REJECTS_IN_SPACE = {"random", "evolution", "rl"}
+
+for _name in ("nni", "tianshou"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
+
+
+class _Sample(dict):
+    """A frozen candidate. (NNI keeps weak references to frozen models; a plain dict can't be one.)"""
+
+
+class _ChoiceSpace(BaseModelSpace):
+    def __init__(self, choices: dict[str, tuple], feasible: Callable[[dict], bool] | None):
+        self._dict = MutableDict({name: Categorical(list(values), label=name) for name, values in choices.items()})
+        self._feasible = feasible
+
+    def leaf_mutables(self, is_leaf):
+        yield from self._dict.leaf_mutables(is_leaf)
+
+    def check_contains(self, sample):
+        error = self._dict.check_contains(sample)
+        if error is None and self._feasible is not None and not self._feasible(self._pick(sample)):
+            return ConstraintViolation("over budget")
+        return error
+
+    def _pick(self, sample) -> dict:
+        return {name: sample[name] for name in self._dict}
+
+    def freeze(self, sample):
+        return _Sample(self._pick(sample))
+
+
+class _ModelSpace(RawFormatModelSpace):
+    def freeze(self, sample):
+        # NNI's grid reuses one memo dict for every grid point: keep our own copy.
+        return super().freeze(dict(sample))
+
+
+class _Engine(SequentialExecutionEngine):
+    def __init__(self, keep_going: Callable[[], bool]):
+        super().__init__(continue_on_failure=True)
+        self._keep_going = keep_going
+
+    def budget_available(self) -> bool:
+        return self._keep_going()
+
+
+def _make_strategy(name: str, seed: int, population: int):
+    if name == "random":
+        return strategies.Random(dedup=True, seed=seed)
+    if name == "grid":
+        return strategies.GridSearch(shuffle=True, seed=seed)
+    if name == "evolution":
+        return strategies.RegularizedEvolution(population_size=population, sample_size=max(2, population // 4),
+                                               seed=seed, dedup=True)
+    if name == "tpe":
+        return strategies.TPE(optimize_mode="maximize", seed=seed)
+    if name == "rl":
+        import torch
+        torch.manual_seed(seed)
+        return strategies.PolicyBasedRL(samples_per_update=max(2, population // 2), reward_for_invalid=0.0)
+    raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}")
+
+
+def run_strategy(name: str, choices: dict[str, tuple], objective: Callable[[dict], float],
+                 feasible: Callable[[dict], bool], keep_going: Callable[[], bool], seed: int = 0,
+                 population: int = 20) -> None:
+    """Let NNI strategy `name` propose candidates (dicts) until keep_going() is False or it runs out.
+
+    objective(candidate) -> score to maximise; it is only called with feasible candidates for
+    strategies that reject in the space, and must decline the rest itself (return 0)."""
+    strategy = _make_strategy(name, seed, population)
+
+    def evaluate(sample):
+        nni.report_final_result(float(objective(dict(sample))))
+
+    space = _ChoiceSpace(choices, feasible if name in _REJECTS_IN_SPACE else None)
+    model_space = _ModelSpace.from_model(space, FunctionalEvaluator(evaluate))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        strategy.initialize(model_space, _Engine(keep_going))
+        try:
+            strategy.run()
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:
+            if keep_going():  # an exhausted strategy is fine; a broken one is not
+                if "exhausted" in str(e).lower() or type(e).__name__ in ("NoMoreSample", "DuplicateSampleError"):
+                    return
+                raise

@@ -1,0 +1,174 @@
+"""Run a search: space -> budget filter -> strategy -> proxy training -> trials.jsonl -> winner.json.
+
+Resuming: trials.jsonl is the strategy's memory. On a restart with the same settings the
+strategy (seeded) proposes the same candidates in the same order; those already in the log are
+answered from it without training, which rebuilds the strategy's state exactly, and the search
+carries on from the first candidate it has not tried.
+"""
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..budget import Budget, estimate
+from ..data import Dataset, channel_stats, holdout, subset
+from ..errors import UserError
+from ..files import write_json
+from ..spaces import Space
+from ..train import PROXY, Diverged, Recipe, train
+from .trials import TrialLog
+
+WINNER_FORMAT = 1
+
+
+@dataclass
+class SearchConfig:
+    space_path: str
+    budget: Budget
+    strategy: str = "evolution"
+    trials: int = 30
+    recipe: Recipe = field(default_factory=lambda: PROXY)
+    seed: int = 0
+    val_fraction: float = 0.1  # of the training split, held out to score the proxy
+    data_fraction: float = 1.0  # of what is left, used to train the proxy
+    data_source: str = "cifar10"
+    device: str | None = None
+
+    def identity(self, space: Space) -> dict:
+        """What must match for a run directory to be resumed rather than refused."""
+        return {
+            "space": {"path": self.space_path, "name": space.name, "fingerprint": space.fingerprint()},
+            "budget": self.budget.to_dict(), "strategy": self.strategy, "seed": self.seed,
+            "recipe": self.recipe.to_dict(), "val_fraction": self.val_fraction,
+            "data_fraction": self.data_fraction, "data": self.data_source,
+        }
+
+
+class SearchFailed(UserError):
+    """Every trial failed."""
+
+
+def _describe_failure(e: BaseException) -> str:
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return "out of GPU memory"
+    if isinstance(e, Diverged):
+        return f"diverged: {e}"
+    if isinstance(e, TimeoutError):
+        return f"timeout: {e}"
+    return f"{type(e).__name__}: {e}"
+
+
+def prepare_out(out: Path, identity: dict) -> bool:
+    """Create or check the run directory; True when it resumes an earlier run."""
+    import json
+
+    meta = out / "search.json"
+    if meta.exists():
+        try:
+            previous = json.loads(meta.read_text())
+        except json.JSONDecodeError:
+            raise UserError(f"{meta} is not JSON; use another --out") from None
+        if previous.get("identity") != identity:
+            changed = sorted(k for k in identity if previous.get("identity", {}).get(k) != identity[k])
+            raise UserError(f"{out} holds a different search (differs in {', '.join(changed)}); use another --out")
+        return True
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(meta, {"nas_version": __version__, "identity": identity})
+    except OSError as e:
+        raise UserError(f"cannot write to {out}: {e.strerror}") from None
+    return False
+
+
+def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Path, view=None) -> dict:
+    """Search and return the winner record (also written to out/winner.json)."""
+    from .nni_adapter import run_strategy
+
+    out = Path(out)
+    identity = config.identity(space)
+    resumed = prepare_out(out, identity)
+    log = TrialLog(out / "trials.jsonl")
+    mean, std = channel_stats(data.train)
+    train_split, val_split = holdout(data.train, config.val_fraction, seed=config.seed)
+    train_split = subset(train_split, config.data_fraction, seed=config.seed)
+    budget, recipe = config.budget, config.recipe
+    state = {"proposed": 0, "stale": 0}
+    if view is not None:
+        view.start(config, space, resumed=len(log))
+
+    def finished() -> int:
+        return len(log)
+
+    def keep_going() -> bool:
+        # stop at the trial count, or when the strategy keeps proposing what it already tried
+        return finished() < config.trials and state["stale"] < 50 * config.trials + 1000
+
+    def feasible(candidate: dict) -> bool:
+        return budget.fits(estimate(space.resolve(candidate)))
+
+    def objective(candidate: dict) -> float:
+        state["proposed"] += 1
+        previous = log.get(candidate)
+        if previous is not None:  # replay on resume, or a strategy repeating itself
+            state["stale"] += 1
+            return previous["score"] if previous["status"] == "ok" else 0.0
+        arch = space.resolve(candidate)
+        cost = estimate(arch)
+        if not budget.fits(cost):
+            state["stale"] += 1
+            return 0.0
+        state["stale"] = 0
+        record = {"trial": finished() + 1, "candidate": candidate, "summary": arch.summary(),
+                  "params": cost.params, "macs": cost.macs}
+        if view is not None:
+            view.trial_started(record)
+        t0 = time.perf_counter()
+        model = None
+        try:
+            with torch.random.fork_rng(devices=[]):  # training must not move the strategy's RNG
+                model = arch.build()
+                history = train(model, train_split, val_split, recipe, mean, std, device=config.device,
+                                seed=config.seed + record["trial"])
+            record.update(status="ok", score=history[-1].test_acc, reason=None)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # the candidate's failure, not the search's
+            record.update(status="failed", score=None, reason=_describe_failure(e))
+        finally:
+            del model
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        record["seconds"] = round(time.perf_counter() - t0, 3)
+        log.append(record)
+        if view is not None:
+            view.trial_finished(record, log)
+        return record["score"] if record["status"] == "ok" else 0.0
+
+    if keep_going():
+        run_strategy(config.strategy, {n: c.values for n, c in space.choices.items()}, objective, feasible,
+                     keep_going, seed=config.seed, population=max(4, min(20, config.trials // 3)))
+    best = log.best()
+    if view is not None:
+        view.finish(log)
+    if best is None:
+        reasons = sorted({r["reason"] for r in log.records if r.get("reason")})
+        raise SearchFailed(f"all {len(log)} trials failed" + (f": {'; '.join(reasons[:3])}" if reasons else "")
+                           if len(log) else "the strategy proposed no candidate within the budget")
+    arch = space.resolve(best["candidate"])
+    winner = {
+        "format": WINNER_FORMAT, "nas_version": __version__,
+        "space": identity["space"], "budget": budget.to_dict(),
+        "candidate": best["candidate"], "architecture": arch.to_dict(), "summary": arch.summary(),
+        "params": best["params"], "macs": best["macs"], "proxy_score": best["score"],
+        "strategy": config.strategy, "trials": len(log), "seed": config.seed,
+        "data": config.data_source, "normalize": {"mean": mean, "std": std},
+        "proxy_recipe": recipe.to_dict(),
+    }
+    write_json(out / "winner.json", winner)
+    return winner

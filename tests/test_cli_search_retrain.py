@@ -1,0 +1,24 @@
+import json
+
+from .synthetic import write_npz, write_space
+
+
+def test_search_then_retrain_through_the_command_line(nas_cli, tmp_path):
+    space = write_space(tmp_path / "small.py")
+    data = write_npz(tmp_path / "d.npz")
+    out = tmp_path / "run"
+    r = nas_cli("search", space, "--budget", "6k", "--trials", "2", "--proxy-epochs", "1", "--batch-size", "64",
+                "--data", data, "--out", out, "--strategy", "random")
+    assert r.returncode == 0, r.stderr
+    assert "trial 2/2" in r.stdout and "winner:" in r.stdout  # plain progress lines off a terminal
+    assert len((out / "trials.jsonl").read_text().splitlines()) == 2
+    r = nas_cli("retrain", out / "winner.json", "--epochs", "1", "--batch-size", "64")
+    assert r.returncode == 0, r.stderr
+    assert "epoch 1/1" in r.stdout and "test accuracy: final" in r.stdout
+    result = json.loads((out / "retrain" / "result.json").read_text())
+    assert result["epochs"] == 1 and (out / "retrain" / "model.py").exists()
+
+
+def test_unknown_strategy(nas_cli, tmp_path):
+    r = nas_cli("search", "spaces/tiny.py", "--budget", "50k", "--strategy", "magic", "--data", tmp_path / "x.npz")
+    assert r.returncode == 2 and "unknown strategy 'magic'" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,108 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nas.budget import Budget
+from nas.retrain import load_winner, run_retrain
+from nas.search import SearchConfig, run_search
+from nas.spaces import load_space
+from nas.train import FULL, PROXY
+
+from .synthetic import make_dataset, write_npz, write_space
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("retrain")
+    space_file = write_space(tmp / "small.py")
+    data = make_dataset()
+    config = SearchConfig(str(space_file), Budget(6000), strategy="random", trials=2,
+                          recipe=PROXY.with_(epochs=1, batch_size=64), data_source="synthetic")
+    run_search(load_space(space_file), config, data, tmp / "search")
+    winner = load_winner(tmp / "search" / "winner.json")
+    npz = write_npz(tmp / "data.npz")
+    from nas.data import load
+    result = run_retrain(winner, load(str(npz)), tmp / "out", FULL.with_(epochs=2, batch_size=64))
+    return tmp / "out", result, winner
+
+
+def test_retrain_writes_everything(retrained):
+    out, result, winner = retrained
+    for name in ("model.py", "model.pkl", "evaluate.py", "loss.png", "error.png", "metrics.csv", "result.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert not (out / "checkpoint.pt").exists()
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "epoch,train_loss,train_acc,test_loss,test_acc,test_acc_tta,lr,seconds"
+    assert len(rows) == 3 and rows[1].startswith("1,") and rows[2].startswith("2,")
+    assert result["params"] == winner["params"] and result["epochs"] == 2
+    assert result["best_test_acc"] >= result["final_test_acc"]
+
+
+def test_frozen_code_loads_without_nas_and_gives_the_same_logits(retrained, tmp_path):
+    out, result, winner = retrained
+    arch = winner["_arch"]
+    model = arch.build()
+    model.load_state_dict(torch.load(out / "model.pkl", map_location=lambda storage, loc: storage))
+    model.eval()
+    x = torch.randn(5, 3, 32, 32)
+    torch.save(x, tmp_path / "x.pt")
+    with torch.no_grad():
+        torch.save(model(x), tmp_path / "expected.pt")
+    script = f"""
+import sys
+sys.modules["nas"] = None  # nas must not be needed
+sys.path.insert(0, {str(out)!r})
+import torch
+from model import Net
+model = Net()
+model.load_state_dict(torch.load({str(out / 'model.pkl')!r}, map_location=lambda storage, loc: storage))
+model.eval()
+x = torch.load({str(tmp_path / 'x.pt')!r})
+with torch.no_grad():
+    y = model(x)
+assert torch.equal(y, torch.load({str(tmp_path / 'expected.pt')!r})), (y, torch.load({str(tmp_path / 'expected.pt')!r}))
+from evaluate import evaluate
+print(evaluate(), evaluate(tta=True))
+"""
+    r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    acc, acc_tta = map(float, r.stdout.split())
+    assert acc == pytest.approx(result["final_test_acc"])
+    assert acc_tta == pytest.approx(result["final_test_acc_tta"])
+    source = (out / "model.py").read_text()
+    assert "import nas" not in source and "from nas" not in source and "class Net" in source
+
+
+def test_retrain_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    import nas.retrain as retrain_module
+    space_file = write_space(tmp_path / "small.py")
+    data = make_dataset()
+    config = SearchConfig(str(space_file), Budget(6000), strategy="random", trials=1,
+                          recipe=PROXY.with_(epochs=1, batch_size=64), data_source="synthetic")
+    run_search(load_space(space_file), config, data, tmp_path / "search")
+    winner = load_winner(tmp_path / "search" / "winner.json")
+    recipe = FULL.with_(epochs=3, batch_size=64)
+
+    class Stop(Exception):
+        pass
+
+    class StopAfterTwo:
+        def start(self, *a, **k): pass
+        def finish(self, *a): pass
+        def epoch(self, stats):
+            if stats.epoch == 2:
+                raise Stop
+
+    with pytest.raises(Stop):
+        run_retrain(winner, data, tmp_path / "out", recipe, view=StopAfterTwo())
+    assert (tmp_path / "out" / "checkpoint.pt").exists()
+    started = []
+    real_train = retrain_module.train
+    monkeypatch.setattr(retrain_module, "train", lambda *a, **k: started.append(k["start_epoch"]) or real_train(*a, **k))
+    result = run_retrain(winner, data, tmp_path / "out", recipe)
+    assert started == [1]  # epoch 1 was checkpointed; the interrupted epoch 2 runs again
+    rows = (tmp_path / "out" / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"] and result["epochs"] == 3

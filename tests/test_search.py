@@ -1,0 +1,113 @@
+import json
+
+import numpy as np
+import pytest
+
+from nas.budget import Budget, estimate
+from nas.data import Dataset
+from nas.search import STRATEGIES, SearchConfig, run_search
+from nas.spaces import load_space
+from nas.train import PROXY
+
+from .synthetic import make_dataset, write_space
+
+RECIPE = PROXY.with_(epochs=1, batch_size=64)
+
+
+class LineCounter:
+    """A view that checks trials.jsonl on disk as each trial ends."""
+
+    def __init__(self, path):
+        self.path, self.counts = path, []
+
+    def start(self, *a, **k): pass
+    def trial_started(self, record): pass
+    def finish(self, log): pass
+
+    def trial_finished(self, record, log):
+        self.counts.append((record["trial"], len(self.path.read_text().splitlines())))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_whole_search_with_each_strategy(tmp_path, strategy):
+    space_file = write_space(tmp_path / "small.py")
+    space = load_space(space_file)
+    budget = Budget(4000)
+    config = SearchConfig(str(space_file), budget, strategy=strategy, trials=3, recipe=RECIPE, data_source="synthetic")
+    out = tmp_path / "run"
+    view = LineCounter(out / "trials.jsonl")
+    winner = run_search(space, config, make_dataset(), out, view=view)
+
+    assert view.counts == [(1, 1), (2, 2), (3, 3)]  # one line per finished trial, the moment it ends
+    records = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
+    assert len({json.dumps(r["candidate"], sort_keys=True) for r in records}) == 3
+    for r in records:
+        assert r["status"] == "ok", r
+        assert r["params"] <= 4000 and r["params"] == estimate(space.resolve(r["candidate"])).params
+        assert 0 <= r["score"] <= 1 and r["seconds"] > 0
+    saved = json.loads((out / "winner.json").read_text())
+    assert saved["proxy_score"] == max(r["score"] for r in records) == winner["proxy_score"]
+    assert saved["space"]["fingerprint"] == space.fingerprint() and saved["space"]["path"] == str(space_file)
+    assert saved["budget"]["max_params"] == 4000 and saved["params"] <= 4000
+    assert space.resolve(saved["candidate"]).to_dict() == saved["architecture"]
+
+
+def test_only_candidates_within_budget_are_trained(tmp_path, monkeypatch):
+    import nas.search.runner as runner
+    trained = []
+    real_train = runner.train
+
+    def spy(model, *a, **k):
+        trained.append(sum(p.numel() for p in model.parameters()))
+        return real_train(model, *a, **k)
+
+    monkeypatch.setattr(runner, "train", spy)
+    space_file = write_space(tmp_path / "small.py")
+    space = load_space(space_file)
+    # about half the space fits: grid walks through the rest too and must skip them untrained
+    sizes = sorted(estimate(space.resolve(c)).params for c in space.enumerate())
+    limit = sizes[len(sizes) // 2]
+    config = SearchConfig(str(space_file), Budget(limit), strategy="grid", trials=4, recipe=RECIPE)
+    run_search(space, config, make_dataset(), tmp_path / "run")
+    assert len(trained) == 4 and max(trained) <= limit
+
+
+class _NoTouching:
+    """A test split that fails loudly if anything reads it."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the search read the test split ({name})")
+
+    def __len__(self):
+        raise AssertionError("the search read the test split")
+
+
+def test_the_proxy_never_reads_the_test_split(tmp_path):
+    space_file = write_space(tmp_path / "small.py")
+    data = make_dataset()
+    blind = Dataset(data.train, _NoTouching(), data.classes, "synthetic")
+    config = SearchConfig(str(space_file), Budget(4000), strategy="random", trials=2, recipe=RECIPE)
+    run_search(load_space(space_file), config, blind, tmp_path / "run")
+    records = [json.loads(l) for l in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["ok", "ok"], records
+
+
+def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path, monkeypatch):
+    import nas.search.runner as runner
+    from nas.train import Diverged
+    calls = {"n": 0}
+    real_train = runner.train
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise Diverged("loss is nan in epoch 1")
+        return real_train(*a, **k)
+
+    monkeypatch.setattr(runner, "train", flaky)
+    space_file = write_space(tmp_path / "small.py")
+    config = SearchConfig(str(space_file), Budget(4000), strategy="random", trials=3, recipe=RECIPE)
+    winner = run_search(load_space(space_file), config, make_dataset(), tmp_path / "run")
+    records = [json.loads(l) for l in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
+    assert records[0]["status"] == "failed" and "diverged" in records[0]["reason"]
+    assert [r["status"] for r in records[1:]] == ["ok", "ok"] and winner["proxy_score"] is not None
