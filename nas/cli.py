@@ -124,8 +124,18 @@ def cmd_retrain(args) -> int:
     return 0
 
 
+def _keep_caches_together() -> None:
+    """matplotlib (imported by nas and by NNI's dependencies) writes a font cache and a config
+    folder under ~; a nas run keeps them in nas's own cache instead."""
+    import os
+
+    from .data import DEFAULT_CACHE
+    os.environ.setdefault("MPLCONFIGDIR", str(DEFAULT_CACHE / "matplotlib"))
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    _keep_caches_together()
     try:
         return {"search": cmd_search, "retrain": cmd_retrain}[args.command](args)
     except UserError as e:
