@@ -122,20 +122,39 @@ def _layer_cost(kind: str, cin: int, cout: int, stride: int, size: int, knobs: t
     return BLOCK_COSTS[kind](cin, cout, stride, size, **dict(knobs))
 
 
-def estimate(arch: Architecture) -> Cost:
-    """Exact trainable parameters and MACs for one image of arch.input_size."""
-    cost, size = conv(arch.in_channels, arch.stem_width, arch.stem_kernel, 1, arch.input_size)
-    for stage in arch.plan():
-        for layer in stage:
+@dataclass(frozen=True)
+class LayerCost:
+    name: str  # the module's path in the built network: stem, stages.0.1, head
+    kind: str
+    cout: int
+    size: int  # output height (= width)
+    cost: Cost
+
+
+def layer_costs(arch: Architecture) -> list[LayerCost]:
+    """Cost of each top-level layer, in order; they sum to `estimate(arch)`."""
+    stem, size = conv(arch.in_channels, arch.stem_width, arch.stem_kernel, 1, arch.input_size)
+    rows = [LayerCost("stem", "conv", arch.stem_width, size, stem)]
+    for i, stage in enumerate(arch.plan()):
+        for j, layer in enumerate(stage):
             c, size = _layer_cost(layer.kind, layer.cin, layer.cout, layer.stride, size,
                                   tuple(sorted(layer.knobs.items())))
-            cost += c
-    pool = arch.head_pool
-    features = arch.last_width * pool * pool
+            rows.append(LayerCost(f"stages.{i}.{j}", layer.kind, layer.cout, size, c))
+    features = arch.last_width * arch.head_pool * arch.head_pool
+    head = ZERO
     if arch.head_hidden:
-        cost += linear(features, arch.head_hidden)
+        head += linear(features, arch.head_hidden)
         features = arch.head_hidden
-    return cost + linear(features, arch.num_classes)
+    rows.append(LayerCost("head", "classifier", arch.num_classes, 1, head + linear(features, arch.num_classes)))
+    return rows
+
+
+def estimate(arch: Architecture) -> Cost:
+    """Exact trainable parameters and MACs for one image of arch.input_size."""
+    total = ZERO
+    for row in layer_costs(arch):
+        total += row.cost
+    return total
 
 
 # --- budgets ------------------------------------------------------------------------------

@@ -70,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output directory (default: retrain/ beside winner.json)")
     r.add_argument("--device", help="cuda or cpu (default: cuda when there is one)")
     r.add_argument("--seed", type=int, default=0)
+
+    w = sub.add_parser("show", help="print a winner's architecture layer by layer with its budget use")
+    w.add_argument("winner", help="winner.json (or result.json of a retrain)")
+    w.add_argument("--budget", help="compare against this budget instead of the winner's")
+    w.add_argument("--macs")
+    w.add_argument("--blocks-only", action="store_true", help="one row per block, no leaf layers")
+
+    p = sub.add_parser("report", help="write report.md and report.html for search and/or retrain directories")
+    p.add_argument("dirs", nargs="+", help="a search directory, a retrain directory, or both")
+    p.add_argument("--pdf", action="store_true", help="also write report.pdf")
+    p.add_argument("--out", help="where to write (default: the first directory)")
     return parser
 
 
@@ -98,7 +109,8 @@ def cmd_search(args) -> int:
     recipe = PROXY.with_(epochs=args.proxy_epochs, batch_size=args.batch_size, time_limit=args.trial_timeout)
     config = SearchConfig(space_path=args.space, budget=budget, strategy=args.strategy, trials=args.trials,
                           recipe=recipe, seed=args.seed, val_fraction=args.val_fraction,
-                          data_fraction=args.data_fraction, data_source=args.data, device=args.device)
+                          data_fraction=args.data_fraction, data_source=args.data, device=args.device,
+                          command=args.command_line)
     out = args.out or f"runs/{space.name}"
     data = load(args.data)
     winner = run_search(space, config, data, out, view=SearchView())
@@ -120,7 +132,8 @@ def cmd_retrain(args) -> int:
     recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     out = args.out or str(Path(args.winner).parent / "retrain")
     data = load(args.data or winner.get("data", "cifar10"))
-    run_retrain(winner, data, out, recipe, seed=args.seed, device=args.device, view=RetrainView())
+    run_retrain(winner, data, out, recipe, seed=args.seed, device=args.device, view=RetrainView(),
+                command=args.command_line)
     return 0
 
 
@@ -133,11 +146,40 @@ def _keep_caches_together() -> None:
     os.environ.setdefault("MPLCONFIGDIR", str(DEFAULT_CACHE / "matplotlib"))
 
 
+def cmd_show(args) -> int:
+    from .budget import Budget, parse_budget
+    from .report.show import print_architecture
+    from .retrain import load_winner
+
+    winner = load_winner(args.winner, check_space=False)
+    if args.budget or args.macs:
+        budget = parse_budget(args.budget, args.macs)
+    else:
+        saved = winner.get("budget") or {}
+        budget = Budget(saved.get("max_params"), saved.get("max_macs"), saved.get("name", ""))
+    print_architecture(winner["_arch"], budget, leaves=not args.blocks_only)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report.console import console
+    from .report.document import write_report
+
+    for path in write_report(args.dirs, args.out, args.pdf):
+        console.print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None) -> int:
+    import shlex
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = "nas " + shlex.join(map(str, argv))
     _keep_caches_together()
     try:
-        return {"search": cmd_search, "retrain": cmd_retrain}[args.command](args)
+        return {"search": cmd_search, "retrain": cmd_retrain, "show": cmd_show,
+                "report": cmd_report}[args.command](args)
     except UserError as e:
         sys.stderr.write(f"nas: error: {e}\n")
         return 2

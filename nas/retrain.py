@@ -77,7 +77,7 @@ def read_metrics(path: Path) -> list[EpochStats]:
 
 
 def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = FULL, seed: int = 0,
-                device=None, view=None) -> dict:
+                device=None, view=None, command: str = "") -> dict:
     from .report.plots import plot_curves
 
     out = Path(out)
@@ -124,11 +124,12 @@ def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = F
     plot_curves(history, out)
     last = history[-1]
     result = {
-        "summary": arch.summary(), "params": cost.params, "macs": cost.macs, "epochs": recipe.epochs,
+        "format": WINNER_FORMAT, "summary": arch.summary(), "params": cost.params, "macs": cost.macs, "epochs": recipe.epochs,
         "final_test_acc": last.test_acc, "best_test_acc": max(h.test_acc for h in history),
         "final_test_acc_tta": last.test_acc_tta, "seconds": round(seconds, 1), "data": data.source,
         "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu")), "recipe": recipe.to_dict(),
-        "space": winner["space"], "candidate": winner["candidate"], "proxy_score": winner.get("proxy_score"),
+        "space": winner["space"], "candidate": winner["candidate"], "architecture": arch.to_dict(),
+        "proxy_score": winner.get("proxy_score"), "budget": winner.get("budget"), "command": command,
     }
     write_json(out / "result.json", result)
     checkpoint_path.unlink(missing_ok=True)

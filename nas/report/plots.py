@@ -30,3 +30,102 @@ def plot_curves(history, out: str | Path) -> None:
           "cross-entropy loss", "Loss (train includes label smoothing)")
     _plot(out / "error.png", epochs, [100 * (1 - h.train_acc) for h in history],
           [100 * (1 - h.test_acc) for h in history], "error (%)", "Classification error")
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats: smaller-or-equal cost and higher accuracy. Sorted by cost."""
+    front, best = [], float("-inf")
+    for cost, acc in sorted(points, key=lambda p: (p[0], -p[1])):
+        if acc > best:
+            front.append((cost, acc))
+            best = acc
+    return front
+
+
+def plot_tradeoff(records: list[dict], key: str, path: Path, limit: int | None = None) -> None:
+    """Proxy accuracy against params or MACs, the Pareto front marked, the winner starred."""
+    ok = [r for r in records if r["status"] == "ok"]
+    failed = [r for r in records if r["status"] != "ok"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    xs, ys = [r[key] for r in ok], [100 * r["score"] for r in ok]
+    ax.scatter(xs, ys, s=22, alpha=0.7, label="trials")
+    front = pareto_front(list(zip(xs, ys)))
+    if front:
+        fx, fy = zip(*front)
+        ax.step(fx, fy, where="post", color="C3", lw=1.2)
+        ax.scatter(fx, fy, s=40, facecolors="none", edgecolors="C3", label="Pareto front")
+        best = max(ok, key=lambda r: r["score"])
+        ax.scatter([best[key]], [100 * best["score"]], marker="*", s=180, color="C1", zorder=5, label="winner")
+    if failed:
+        bottom = min(ys) if ys else 0
+        ax.scatter([r[key] for r in failed], [bottom] * len(failed), marker="x", color="grey", label="failed")
+    if limit:
+        ax.axvline(limit, color="grey", ls="--", lw=1, label="budget")
+    from matplotlib.ticker import EngFormatter
+    ax.xaxis.set_major_formatter(EngFormatter())
+    ax.set_xlabel("trainable parameters" if key == "params" else "MACs per image")
+    ax.set_ylabel("proxy accuracy (%)")
+    ax.set_title(f"Proxy accuracy against {'parameters' if key == 'params' else 'MACs'}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_best_so_far(records: list[dict], path: Path) -> None:
+    trials, scores, best, bests = [], [], float("-inf"), []
+    for r in records:
+        trials.append(r["trial"])
+        score = 100 * r["score"] if r["status"] == "ok" else float("nan")
+        scores.append(score)
+        if score == score:
+            best = max(best, score)
+        bests.append(best if best > float("-inf") else float("nan"))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
+    ax.scatter(trials, scores, s=14, alpha=0.6, label="trial")
+    ax.step(trials, bests, where="post", color="C3", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("proxy accuracy (%)")
+    ax.set_title("Best proxy accuracy so far")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+FAMILY_COLOURS = {"conv": "#8da0cb", "residual": "#66c2a5", "dwsep": "#fc8d62", "mbconv": "#e78ac3",
+                  "mixer": "#a6d854", "gated": "#ffd92f", "maxpool": "#d9d9d9", "avgpool": "#d9d9d9"}
+
+
+def plot_architecture(arch, path: Path) -> None:
+    """A left-to-right diagram: one box per layer, height by width (channels), colour by family."""
+    from matplotlib.patches import FancyBboxPatch
+
+    boxes = [("stem", f"conv {arch.stem_kernel}x{arch.stem_kernel}\n{arch.stem_width}", arch.stem_width, "conv")]
+    for stage in arch.plan():
+        for layer in stage:
+            if layer.kind in ("maxpool", "avgpool"):
+                boxes.append((layer.kind, "pool\n/2", 0, layer.kind))
+            else:
+                k = layer.knobs.get("kernel")
+                label = f"{layer.kind}\n{layer.cout}" + (f" k{k}" if k else "") + (" /2" if layer.stride == 2 else "")
+                boxes.append((layer.kind, label, layer.cout, layer.kind))
+    head = f"avgpool {arch.head_pool}\n" + (f"fc {arch.head_hidden}\n" if arch.head_hidden else "") + f"fc {arch.num_classes}"
+    boxes.append(("head", head, 0, "head"))
+    widest = max(b[2] for b in boxes) or 1
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.05 * len(boxes)), 2.6), dpi=120)
+    for i, (_, label, width, family) in enumerate(boxes):
+        h = 0.35 + 0.65 * (width / widest) if width else 0.45
+        ax.add_patch(FancyBboxPatch((i + 0.08, 0.5 - h / 2), 0.84, h, boxstyle="round,pad=0.02",
+                                    facecolor=FAMILY_COLOURS.get(family, "#ffffff"), edgecolor="#333333", lw=0.8))
+        ax.text(i + 0.5, 0.5, label, ha="center", va="center", fontsize=7)
+        if i:
+            ax.annotate("", xy=(i + 0.08, 0.5), xytext=(i - 0.08, 0.5), arrowprops=dict(arrowstyle="->", lw=0.8))
+    ax.set_xlim(0, len(boxes))
+    ax.set_ylim(-0.1, 1.1)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

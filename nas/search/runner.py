@@ -38,6 +38,8 @@ class SearchConfig:
     data_fraction: float = 1.0  # of what is left, used to train the proxy
     data_source: str = "cifar10"
     device: str | None = None
+    command: str = ""  # the command line that started it, for the report
+
 
     def identity(self, space: Space) -> dict:
         """What must match for a run directory to be resumed rather than refused."""
@@ -63,7 +65,7 @@ def _describe_failure(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def prepare_out(out: Path, identity: dict) -> bool:
+def prepare_out(out: Path, identity: dict, command: str = "") -> bool:
     """Create or check the run directory; True when it resumes an earlier run."""
     import json
 
@@ -79,7 +81,7 @@ def prepare_out(out: Path, identity: dict) -> bool:
         return True
     try:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(meta, {"nas_version": __version__, "identity": identity})
+        write_json(meta, {"nas_version": __version__, "identity": identity, "command": command})
     except OSError as e:
         raise UserError(f"cannot write to {out}: {e.strerror}") from None
     return False
@@ -91,7 +93,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
 
     out = Path(out)
     identity = config.identity(space)
-    resumed = prepare_out(out, identity)
+    resumed = prepare_out(out, identity, config.command)
     log = TrialLog(out / "trials.jsonl")
     mean, std = channel_stats(data.train)
     train_split, val_split = holdout(data.train, config.val_fraction, seed=config.seed)
