@@ -105,6 +105,12 @@ def _gated(cin, cout, stride, size, kernel=3, k=3, gate="softmax", gate_hidden=0
     return gate_cost + convs + mixing + skip, out
 
 
+def _convpool(cin, cout, stride, size, kernel=3, act=None):
+    c1, s1 = conv(cin, cout, kernel, stride, size)
+    c2, s2 = conv(cout, cout, kernel, 1, s1 // 2)
+    return c1 + c2, s2
+
+
 BLOCK_COSTS = {
     "conv": _conv_block,
     "residual": _residual,
@@ -112,6 +118,7 @@ BLOCK_COSTS = {
     "mbconv": _inverted,
     "mixer": _mixer,
     "gated": _gated,
+    "convpool": _convpool,
 }
 
 

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trial-timeout", type=_positive_float, help="seconds a trial may train before it fails")
     s.add_argument("--val-fraction", type=_fraction, default=0.1, help="of the training split, held out to score")
     s.add_argument("--data-fraction", type=_fraction, default=1.0, help="of the rest, used to train the proxy")
+    s.add_argument("--prescreen", type=_fraction, help="train only the top fraction of candidates by a "
+                   "training-free NASWOT score (e.g. 0.5)")
+    s.add_argument("--compile", action="store_true", help="torch.compile each candidate (GPU only)")
     s.add_argument("--data", default="cifar10", help="cifar10, a .npz file, or an ImageFolder directory")
     s.add_argument("--out", help="run directory (default runs/SPACE)")
     s.add_argument("--device", help="cuda or cpu (default: cuda when there is one)")
@@ -66,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=_positive_int, help="epochs (default 100)")
     r.add_argument("--batch-size", type=_positive_int, help="batch size (default 512)")
     r.add_argument("--lr", type=_positive_float, help="peak learning rate (default 0.2)")
+    r.add_argument("--compile", action="store_true", help="torch.compile the network (GPU only)")
     r.add_argument("--data", help="as for search (default: the winner's)")
     r.add_argument("--out", help="output directory (default: retrain/ beside winner.json)")
     r.add_argument("--device", help="cuda or cpu (default: cuda when there is one)")
@@ -106,11 +110,12 @@ def cmd_search(args) -> int:
 
     if args.strategy not in STRATEGIES:
         raise UserError(f"unknown strategy {args.strategy!r}; one of {', '.join(STRATEGIES)}")
-    recipe = PROXY.with_(epochs=args.proxy_epochs, batch_size=args.batch_size, time_limit=args.trial_timeout)
+    recipe = PROXY.with_(epochs=args.proxy_epochs, batch_size=args.batch_size, time_limit=args.trial_timeout,
+                         compile=args.compile or None)
     config = SearchConfig(space_path=args.space, budget=budget, strategy=args.strategy, trials=args.trials,
                           recipe=recipe, seed=args.seed, val_fraction=args.val_fraction,
                           data_fraction=args.data_fraction, data_source=args.data, device=args.device,
-                          command=args.command_line)
+                          prescreen=args.prescreen, command=args.command_line)
     out = args.out or f"runs/{space.name}"
     data = load(args.data)
     winner = run_search(space, config, data, out, view=SearchView())
@@ -129,7 +134,7 @@ def cmd_retrain(args) -> int:
     from .train import FULL
 
     winner = load_winner(args.winner)
-    recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, compile=args.compile or None)
     out = args.out or str(Path(args.winner).parent / "retrain")
     data = load(args.data or winner.get("data", "cifar10"))
     run_retrain(winner, data, out, recipe, seed=args.seed, device=args.device, view=RetrainView(),

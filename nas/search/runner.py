@@ -8,6 +8,7 @@ carries on from the first candidate it has not tried.
 from __future__ import annotations
 
 import gc
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ class SearchConfig:
     data_fraction: float = 1.0  # of what is left, used to train the proxy
     data_source: str = "cifar10"
     device: str | None = None
+    prescreen: float | None = None  # keep only candidates in this top fraction by NASWOT score
     command: str = ""  # the command line that started it, for the report
 
 
@@ -47,7 +49,7 @@ class SearchConfig:
             "space": {"path": self.space_path, "name": space.name, "fingerprint": space.fingerprint()},
             "budget": self.budget.to_dict(), "strategy": self.strategy, "seed": self.seed,
             "recipe": self.recipe.to_dict(), "val_fraction": self.val_fraction,
-            "data_fraction": self.data_fraction, "data": self.data_source,
+            "data_fraction": self.data_fraction, "data": self.data_source, "prescreen": self.prescreen,
         }
 
 
@@ -87,6 +89,40 @@ def prepare_out(out: Path, identity: dict, command: str = "") -> bool:
     return False
 
 
+class Prescreen:
+    """Keeps a candidate when its NASWOT score reaches the top `keep` fraction of a seeded sample
+    of feasible candidates. Scores use a fixed batch of training images (never validation or test)."""
+
+    REFERENCE = 100
+
+    def __init__(self, space: Space, budget: Budget, split, mean, std, keep: float, seed: int):
+        import random
+
+        from ..data import Loader
+        from ..prescreen import naswot
+
+        self.space, self._naswot, self._cache = space, naswot, {}
+        self.images = next(iter(Loader(subset(split, min(1.0, 64 / len(split)), seed), mean, std, 64, "cpu")))[0]
+        rng, reference = random.Random(seed), []
+        for _ in range(self.REFERENCE * 50):
+            if len(reference) == self.REFERENCE:
+                break
+            candidate = space.sample(rng)
+            if budget.fits(estimate(space.resolve(candidate))):
+                reference.append(self.score(candidate))
+        reference.sort()
+        self.threshold = reference[min(len(reference) - 1, int((1 - keep) * len(reference)))] if reference else 0.0
+
+    def score(self, candidate: dict) -> float:
+        key = json.dumps(candidate, sort_keys=True)
+        if key not in self._cache:
+            self._cache[key] = self._naswot(self.space.build(candidate), self.images)
+        return self._cache[key]
+
+    def keeps(self, candidate: dict) -> bool:
+        return self.score(candidate) >= self.threshold
+
+
 def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Path, view=None) -> dict:
     """Search and return the winner record (also written to out/winner.json)."""
     from .nni_adapter import run_strategy
@@ -110,8 +146,12 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         # stop at the trial count, or when the strategy keeps proposing what it already tried
         return finished() < config.trials and state["stale"] < 50 * config.trials + 1000
 
+    screen = Prescreen(space, budget, train_split, mean, std, config.prescreen, config.seed) if config.prescreen else None
+
     def feasible(candidate: dict) -> bool:
-        return budget.fits(estimate(space.resolve(candidate)))
+        if not budget.fits(estimate(space.resolve(candidate))):
+            return False
+        return screen is None or screen.keeps(candidate)
 
     def objective(candidate: dict) -> float:
         state["proposed"] += 1
@@ -119,14 +159,16 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         if previous is not None:  # replay on resume, or a strategy repeating itself
             state["stale"] += 1
             return previous["score"] if previous["status"] == "ok" else 0.0
-        arch = space.resolve(candidate)
-        cost = estimate(arch)
-        if not budget.fits(cost):
+        if not feasible(candidate):
             state["stale"] += 1
             return 0.0
         state["stale"] = 0
+        arch = space.resolve(candidate)
+        cost = estimate(arch)
         record = {"trial": finished() + 1, "candidate": candidate, "summary": arch.summary(),
                   "params": cost.params, "macs": cost.macs}
+        if screen is not None:
+            record["naswot"] = screen.score(candidate)
         if view is not None:
             view.trial_started(record)
         t0 = time.perf_counter()

@@ -4,6 +4,7 @@ Attribute names here (stem, stages, head) are the state_dict keys that exported 
 """
 from torch import nn
 
+from .convpool import ConvPoolBlock
 from .gated import GatedKConvBlock
 from .inverted import InvertedResidualBlock
 from .layers import ConvBN, activation
@@ -19,6 +20,7 @@ BLOCKS = {
     "mbconv": InvertedResidualBlock,
     "mixer": MixerBlock,
     "gated": GatedKConvBlock,
+    "convpool": ConvPoolBlock,
 }
 POOLS = {"maxpool": nn.MaxPool2d, "avgpool": nn.AvgPool2d}
 

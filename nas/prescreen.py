@@ -1,0 +1,38 @@
+"""Training-free pre-screen: NASWOT (Mellor et al., 2021, "Neural Architecture Search without
+Training"). Score = log|det K|, K[i, j] = how many activation units images i and j agree on
+(both active or both inactive) over one batch at initialisation. Networks whose activations tell
+the images of a batch apart score higher and tend to train to higher accuracy. One forward pass,
+no labels, no training."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.Hardswish)
+
+
+@torch.no_grad()
+def naswot(model: nn.Module, images: torch.Tensor, seed: int = 0) -> float:
+    """NASWOT score of `model` (freshly initialised with `seed`) on a batch of normalised images."""
+    codes = []
+
+    def hook(module, inputs, output):
+        codes.append((inputs[0] > 0).flatten(1).float())
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in model.modules():  # re-initialise deterministically
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, ACTIVATIONS)]
+    try:
+        model.train()  # batch statistics, as at the start of training
+        model(images)
+    finally:
+        for h in handles:
+            h.remove()
+    if not codes:
+        return float("-inf")
+    c = torch.cat(codes, dim=1).double()
+    k = c @ c.t() + (1 - c) @ (1 - c).t()
+    return torch.linalg.slogdet(k)[1].item()

@@ -1,0 +1,18 @@
+"""Conv-pool block (VGG / airbench style): conv, 2x2 max-pool, BN, act, then conv, BN, act.
+Halves the size itself, so its stage needs no other downsampling."""
+from torch import nn
+
+from .layers import ConvBN, activation
+
+
+class ConvPoolBlock(nn.Module):
+    def __init__(self, cin, cout, stride=1, kernel=3, act="gelu"):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, kernel, stride, padding=(kernel - 1) // 2, bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.act1 = activation(act)
+        self.conv2 = ConvBN(cout, cout, kernel, act=act)
+
+    def forward(self, x):
+        return self.conv2(self.act1(self.bn1(self.pool(self.conv1(x)))))
