@@ -7,7 +7,7 @@ from rich.table import Table
 from ..budget import Budget, Cost
 from ..survey import Survey
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # plain lines never wrap mid-word off a terminal
 
 
 def human(n: float) -> str:
