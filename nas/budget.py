@@ -197,6 +197,11 @@ class Budget:
     def to_dict(self) -> dict:
         return {"max_params": self.max_params, "max_macs": self.max_macs, "name": self.name}
 
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Budget":
+        data = data or {}
+        return cls(data.get("max_params"), data.get("max_macs"), data.get("name", ""))
+
 
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
 

@@ -160,8 +160,7 @@ def cmd_show(args) -> int:
     if args.budget or args.macs:
         budget = parse_budget(args.budget, args.macs)
     else:
-        saved = winner.get("budget") or {}
-        budget = Budget(saved.get("max_params"), saved.get("max_macs"), saved.get("name", ""))
+        budget = Budget.from_dict(winner.get("budget"))
     print_architecture(winner["_arch"], budget, leaves=not args.blocks_only)
     return 0
 

@@ -14,15 +14,19 @@ from nas.train import FULL, PROXY
 from .synthetic import make_dataset, write_npz, write_space
 
 
+def searched_winner(tmp, trials=2):
+    """A winner.json from a small, quick search."""
+    space_file = write_space(tmp / "small.py")
+    config = SearchConfig(str(space_file), Budget(6000), strategy="random", trials=trials,
+                          recipe=PROXY.with_(epochs=1, batch_size=64), data_source="synthetic")
+    run_search(load_space(space_file), config, make_dataset(), tmp / "search")
+    return load_winner(tmp / "search" / "winner.json")
+
+
 @pytest.fixture(scope="module")
 def retrained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("retrain")
-    space_file = write_space(tmp / "small.py")
-    data = make_dataset()
-    config = SearchConfig(str(space_file), Budget(6000), strategy="random", trials=2,
-                          recipe=PROXY.with_(epochs=1, batch_size=64), data_source="synthetic")
-    run_search(load_space(space_file), config, data, tmp / "search")
-    winner = load_winner(tmp / "search" / "winner.json")
+    winner = searched_winner(tmp)
     npz = write_npz(tmp / "data.npz")
     from nas.data import load
     result = run_retrain(winner, load(str(npz)), tmp / "out", FULL.with_(epochs=2, batch_size=64))
@@ -78,12 +82,8 @@ print(evaluate(), evaluate(tta=True))
 
 def test_retrain_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     import nas.retrain as retrain_module
-    space_file = write_space(tmp_path / "small.py")
+    winner = searched_winner(tmp_path, trials=1)
     data = make_dataset()
-    config = SearchConfig(str(space_file), Budget(6000), strategy="random", trials=1,
-                          recipe=PROXY.with_(epochs=1, batch_size=64), data_source="synthetic")
-    run_search(load_space(space_file), config, data, tmp_path / "search")
-    winner = load_winner(tmp_path / "search" / "winner.json")
     recipe = FULL.with_(epochs=3, batch_size=64)
 
     class Stop(Exception):

@@ -101,7 +101,7 @@ def build(runs: Runs, images: Path) -> list[Block]:
     if runs.search is not None:
         meta = _read_json(runs.search / "search.json")
         ident = meta["identity"]
-        budget = Budget(ident["budget"]["max_params"], ident["budget"]["max_macs"], ident["budget"].get("name", ""))
+        budget = Budget.from_dict(ident["budget"])
         from ..search.trials import TrialLog
         records = TrialLog(runs.search / "trials.jsonl").records
         winner_path = runs.search / "winner.json"
@@ -141,8 +141,7 @@ def build(runs: Runs, images: Path) -> list[Block]:
         result = _read_json(runs.retrain / "result.json")
         arch = Architecture.from_dict(result["architecture"]) if "architecture" in result else arch
         if budget is None and result.get("budget"):
-            b = result["budget"]
-            budget = Budget(b.get("max_params"), b.get("max_macs"), b.get("name", ""))
+            budget = Budget.from_dict(result["budget"])
     if arch is not None:
         doc += [Block("h2", "Winner")] + _architecture_blocks(arch, budget, images)
     if runs.retrain is not None:
