@@ -5,8 +5,8 @@ Sources (`--data`):
   PATH.npz           x_train, y_train, x_test, y_test: uint8 NHWC images, integer labels
   DIR                an ImageFolder tree: DIR/train/<class>/*, DIR/test/<class>/*
 
-Images stay uint8 until the loader puts them on the device, normalised, once; augmentation
-(flip, random translate, cutout) then runs there on whole batches. The same code runs on the CPU.
+Images stay uint8, on the device too; each batch is normalised there and augmentation (flip,
+random translate, cutout) runs there on the whole batch. The same code runs on the CPU.
 """
 from __future__ import annotations
 
@@ -181,22 +181,26 @@ class Augment:
 
 
 class Loader:
-    """Batches of a split, normalised and kept on `device`; training batches augmented there."""
+    """Batches of a split kept on `device` as uint8; each batch is normalised there and, for
+    training, augmented there."""
 
     def __init__(self, split: Split, mean, std, batch_size: int, device, dtype=torch.float32,
                  augment: Augment | None = None, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
-        x = torch.from_numpy(split.x).to(device).permute(0, 3, 1, 2)
-        mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255
-        std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255
-        self.x = ((x.float() - mean) / std).to(dtype).contiguous()
-        self.y = torch.from_numpy(split.y).to(device)
+        self.device = torch.device(device)
+        self.x = torch.from_numpy(split.x).to(self.device).permute(0, 3, 1, 2).contiguous()
+        self.y = torch.from_numpy(split.y).to(self.device)
+        self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
+        self.dtype = dtype
         self.batch_size, self.augment, self.shuffle, self.drop_last = batch_size, augment, shuffle, drop_last
         self.seed, self.epoch = seed, 0
-        self.device = torch.device(device)
 
     def __len__(self) -> int:
         n = len(self.y)
         return n // self.batch_size if self.drop_last and n >= self.batch_size else -(-n // self.batch_size)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x.float() - self.mean) / self.std).to(self.dtype)
 
     def __iter__(self):
         gen = torch.Generator(device="cpu").manual_seed(self.seed * 100_003 + self.epoch)
@@ -205,7 +209,7 @@ class Loader:
         order = torch.randperm(n, generator=gen).to(self.device) if self.shuffle else torch.arange(n, device=self.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            x, y = self.x[idx], self.y[idx]
+            x, y = self.normalise(self.x[idx]), self.y[idx]
             if self.augment is not None:
                 x = augment(x, self.augment, gen)
             yield x, y

@@ -105,4 +105,6 @@ def test_loader_normalises_and_covers_every_sample_once():
     loader = Loader(split, mean, std, batch_size=16, device="cpu", shuffle=True, seed=0)
     ys = torch.cat([y for _, y in loader])
     assert sorted(ys.tolist()) == sorted(split.y.tolist()) and len(loader) == 4
-    assert abs(loader.x.mean().item()) < 0.05 and abs(loader.x.std().item() - 1) < 0.05
+    assert loader.x.dtype == torch.uint8  # the data set stays uint8 on the device
+    x = torch.cat([x for x, _ in loader])
+    assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.05

@@ -85,6 +85,8 @@ def plot_best_so_far(records: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
     ax.scatter(trials, scores, s=14, alpha=0.6, label="trial")
     ax.step(trials, bests, where="post", color="C3", label="best so far")
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel("proxy accuracy (%)")
     ax.set_title("Best proxy accuracy so far")
