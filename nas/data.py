@@ -147,6 +147,13 @@ def _cifar10(cache: Path) -> Dataset:
                         "cifar10")
 
 
+def check_compatible(data: Dataset, input_size: int, in_channels: int, num_classes: int) -> None:
+    """Refuse data a network of this shape cannot train on."""
+    if tuple(data.shape) != (input_size, input_size, in_channels) or data.num_classes != num_classes:
+        raise DataError(f"data {data.source} has images {'x'.join(map(str, data.shape))} and {data.num_classes} "
+                        f"classes; the network expects {input_size}x{input_size}x{in_channels} and {num_classes}")
+
+
 def holdout(split: Split, fraction: float, seed: int = 0) -> tuple[Split, Split]:
     """Split a training set into (train, validation): the search never looks at the test set."""
     if not 0 < fraction < 1:

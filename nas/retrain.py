@@ -16,7 +16,7 @@ import torch
 
 from . import __version__
 from .budget import estimate
-from .data import Dataset, channel_stats
+from .data import Dataset, channel_stats, check_compatible
 from .errors import UserError
 from .export import freeze
 from .files import save_torch, write_json, write_text
@@ -86,9 +86,7 @@ def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = F
     except OSError as e:
         raise UserError(f"cannot write to {out}: {e.strerror}") from None
     arch: Architecture = winner["_arch"]
-    if tuple(data.shape) != (arch.input_size, arch.input_size, arch.in_channels) or data.num_classes != arch.num_classes:
-        raise UserError(f"data {data.source} has images {data.shape} and {data.num_classes} classes; "
-                        f"the winner expects {arch.input_size}x{arch.input_size}x{arch.in_channels} and {arch.num_classes}")
+    check_compatible(data, arch.input_size, arch.in_channels, arch.num_classes)
     cost = estimate(arch)
     mean, std = channel_stats(data.train)
     torch.manual_seed(seed)

@@ -150,3 +150,11 @@ def test_retrain_with_data_of_another_shape(searched, tmp_path):
              x_test=np.zeros((4, 16, 16, 3), np.uint8), y_test=np.arange(4))
     one_line(run_nas("retrain", run / "winner.json", "--epochs", "1", "--data", tmp_path / "small.npz",
                      "--out", tmp_path / "o"), "expects 32x32x3")
+
+
+def test_search_with_data_of_another_class_count(searched, tmp_path):
+    tmp, space, _, _ = searched
+    np.savez(tmp_path / "ten.npz", x_train=np.zeros((20, 32, 32, 3), np.uint8), y_train=np.arange(20) % 10,
+             x_test=np.zeros((10, 32, 32, 3), np.uint8), y_test=np.arange(10))
+    one_line(search(tmp, space, tmp_path / "ten.npz", "--out", tmp_path / "o"), "10 classes", "expects", "and 4")
+    assert not (tmp_path / "o").exists()

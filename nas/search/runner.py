@@ -17,7 +17,7 @@ import torch
 
 from .. import __version__
 from ..budget import Budget, estimate
-from ..data import Dataset, channel_stats, holdout, subset
+from ..data import Dataset, channel_stats, check_compatible, holdout, subset
 from ..errors import UserError
 from ..files import write_json
 from ..spaces import Space
@@ -127,6 +127,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     """Search and return the winner record (also written to out/winner.json)."""
     from .nni_adapter import run_strategy
 
+    check_compatible(data, space.input_size, space.in_channels, space.num_classes)
     out = Path(out)
     identity = config.identity(space)
     resumed = prepare_out(out, identity, config.command)
