@@ -118,7 +118,8 @@ def cmd_search(args) -> int:
                           prescreen=args.prescreen, command=args.command_line)
     out = args.out or f"runs/{space.name}"
     data = load(args.data)
-    winner = run_search(space, config, data, out, view=SearchView())
+    with SearchView() as view:
+        winner = run_search(space, config, data, out, view=view)
     from .report.console import console
     console.print(f"winner: {winner['summary']}, {winner['params']:,} params, proxy {100 * winner['proxy_score']:.2f}% "
                   f"-> {out}/winner.json\nnext: nas retrain {out}/winner.json")
@@ -137,8 +138,9 @@ def cmd_retrain(args) -> int:
     recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, compile=args.compile or None)
     out = args.out or str(Path(args.winner).parent / "retrain")
     data = load(args.data or winner.get("data", "cifar10"))
-    run_retrain(winner, data, out, recipe, seed=args.seed, device=args.device, view=RetrainView(),
-                command=args.command_line)
+    with RetrainView() as view:
+        run_retrain(winner, data, out, recipe, seed=args.seed, device=args.device, view=view,
+                    command=args.command_line)
     return 0
 
 

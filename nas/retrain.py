@@ -123,7 +123,7 @@ def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = F
     last = history[-1]
     result = {
         "format": WINNER_FORMAT, "summary": arch.summary(), "params": cost.params, "macs": cost.macs, "epochs": recipe.epochs,
-        "final_test_acc": last.test_acc, "best_test_acc": max(h.test_acc for h in history),
+        "final_test_acc": last.test_acc, "best_test_acc": max(h.test_acc for h in history if h.test_acc is not None),
         "final_test_acc_tta": last.test_acc_tta, "seconds": round(seconds, 1), "data": data.source,
         "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu")), "recipe": recipe.to_dict(),
         "space": winner["space"], "candidate": winner["candidate"], "architecture": arch.to_dict(),

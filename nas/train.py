@@ -23,6 +23,7 @@ class Recipe:
     warmup: float = 0.05  # fraction of training spent warming up linearly, then cosine to zero
     augment: Augment = field(default_factory=lambda: Augment(flip=True, translate=2, cutout=8))
     tta: bool = True  # also report flip test-time augmentation
+    eval_each_epoch: bool = True  # else only after the last epoch (the proxy needs just its final score)
     time_limit: float | None = None  # seconds; TimeoutError past it
     compile: bool = False  # torch.compile the model on a GPU (small nets are launch-bound); no-op on the CPU
 
@@ -41,7 +42,7 @@ class Recipe:
 
 # The proxy: a short run on a held-out split. The full retrain: long, stronger augmentation.
 PROXY = Recipe(epochs=8, batch_size=512, lr=0.2, label_smoothing=0.1, warmup=0.1,
-               augment=Augment(flip=True, translate=2, cutout=0), tta=False)
+               augment=Augment(flip=True, translate=2, cutout=0), tta=False, eval_each_epoch=False)
 FULL = Recipe()
 
 
@@ -50,8 +51,8 @@ class EpochStats:
     epoch: int
     train_loss: float
     train_acc: float
-    test_loss: float
-    test_acc: float
+    test_loss: float | None  # None where the recipe skipped this epoch's evaluation
+    test_acc: float | None
     test_acc_tta: float | None
     lr: float
     seconds: float
@@ -157,8 +158,10 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
         train_loss = loss_sum.item() / max(1, seen)
         if not math.isfinite(train_loss):
             raise Diverged(f"loss is {train_loss} in epoch {epoch + 1}")
-        test_loss, test_acc = evaluate(net, eval_loader, autocast=cuda)
-        tta = evaluate(net, eval_loader, tta=True, autocast=cuda)[1] if recipe.tta else None
+        test_loss = test_acc = tta = None
+        if recipe.eval_each_epoch or epoch + 1 == recipe.epochs:
+            test_loss, test_acc = evaluate(net, eval_loader, autocast=cuda)
+            tta = evaluate(net, eval_loader, tta=True, autocast=cuda)[1] if recipe.tta else None
         stats = EpochStats(epoch + 1, train_loss, correct.item() / max(1, seen), test_loss, test_acc, tta,
                            lr, time.perf_counter() - t0)
         history.append(stats)

@@ -108,3 +108,14 @@ def test_loader_normalises_and_covers_every_sample_once():
     assert loader.x.dtype == torch.uint8  # the data set stays uint8 on the device
     x = torch.cat([x for x, _ in loader])
     assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.05
+
+
+def test_the_proxy_evaluates_only_after_its_last_epoch():
+    from nas.spaces import Space, Stage, Stem
+    from nas.train import PROXY, train
+    space = Space("t", Stem(8), [Stage("conv", 8)], num_classes=4)
+    split = make_split(64)
+    mean, std = channel_stats(split)
+    history = train(space.build({}), split, make_split(16, seed=1), PROXY.with_(epochs=3, batch_size=32), mean, std,
+                    device="cpu")
+    assert [h.test_acc is None for h in history] == [True, True, False]

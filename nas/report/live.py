@@ -37,10 +37,24 @@ def _use(record, budget) -> str:
     return f"{100 * budget.use(Cost(record['params'], record['macs'])):.0f}%" if budget.describe() != "no limit" else "-"
 
 
-class SearchView:
+class _View:
+    """Use as a context manager, so the live display is closed however the run ends."""
+
     def __init__(self):
         self.live = None
         self.tty = console.is_terminal
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        return False
+
+
+class SearchView(_View):
 
     def start(self, config, space, resumed: int) -> None:
         self.budget, self.total = config.budget, config.trials
@@ -80,14 +94,12 @@ class SearchView:
         if self.live:
             self.live.update(Group(self.progress, leaderboard(log.records, self.budget)))
             self.live.stop()
+            self.live = None
         else:
             console.print(leaderboard(log.records, self.budget))
 
 
-class RetrainView:
-    def __init__(self):
-        self.live = None
-        self.tty = console.is_terminal
+class RetrainView(_View):
 
     def start(self, winner, cost, recipe, resumed: int) -> None:
         console.print(f"[bold]retrain[/] {winner['_arch'].summary()}: {cost.params:,} params, {human(cost.macs)} MACs, "
@@ -102,9 +114,9 @@ class RetrainView:
             self.live.start()
 
     def epoch(self, s) -> None:
-        row = (str(s.epoch), f"{s.train_loss:.4f}", f"{100 * s.train_acc:.2f}%", f"{s.test_loss:.4f}",
-               f"{100 * s.test_acc:.2f}%", "-" if s.test_acc_tta is None else f"{100 * s.test_acc_tta:.2f}%",
-               f"{s.lr:.4f}", f"{s.seconds:.1f}")
+        pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"
+        row = (str(s.epoch), f"{s.train_loss:.4f}", pct(s.train_acc), "-" if s.test_loss is None else f"{s.test_loss:.4f}",
+               pct(s.test_acc), pct(s.test_acc_tta), f"{s.lr:.4f}", f"{s.seconds:.1f}")
         self.progress.update(self.task, completed=s.epoch)
         if self.live:
             self.table.add_row(*row)
@@ -116,6 +128,7 @@ class RetrainView:
     def finish(self, result: dict) -> None:
         if self.live:
             self.live.stop()
+            self.live = None
         tta = result["final_test_acc_tta"]
         console.print(Panel.fit(
             f"{result['summary']}\n"

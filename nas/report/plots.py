@@ -25,11 +25,13 @@ def _plot(path: Path, epochs, train, test, ylabel: str, title: str) -> None:
 
 def plot_curves(history, out: str | Path) -> None:
     out = Path(out)
+    nan = float("nan")
     epochs = [h.epoch for h in history]
-    _plot(out / "loss.png", epochs, [h.train_loss for h in history], [h.test_loss for h in history],
+    _plot(out / "loss.png", epochs, [h.train_loss for h in history],
+          [nan if h.test_loss is None else h.test_loss for h in history],
           "cross-entropy loss", "Loss (train includes label smoothing)")
     _plot(out / "error.png", epochs, [100 * (1 - h.train_acc) for h in history],
-          [100 * (1 - h.test_acc) for h in history], "error (%)", "Classification error")
+          [nan if h.test_acc is None else 100 * (1 - h.test_acc) for h in history], "error (%)", "Classification error")
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
