@@ -189,6 +189,9 @@ def main(argv=None) -> int:
     except UserError as e:
         sys.stderr.write(f"nas: error: {e}\n")
         return 2
+    except OSError as e:  # the machine's trouble (disk full, permissions), not a bug: one line too
+        sys.stderr.write(f"nas: error: {e}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("nas: interrupted\n")
         return 130

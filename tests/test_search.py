@@ -111,3 +111,20 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path, monkeypatc
     records = [json.loads(l) for l in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
     assert records[0]["status"] == "failed" and "diverged" in records[0]["reason"]
     assert [r["status"] for r in records[1:]] == ["ok", "ok"] and winner["proxy_score"] is not None
+
+
+def test_an_error_outside_a_trial_stops_the_search_instead_of_looping(tmp_path, monkeypatch):
+    # e.g. the disk fills up: the trial log cannot be written. NNI's engine would log and go on.
+    from nas.search import trials
+    calls = {"n": 0}
+
+    def full_disk(self, record):
+        calls["n"] += 1
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(trials.TrialLog, "append", full_disk)
+    space_file = write_space(tmp_path / "small.py")
+    config = SearchConfig(str(space_file), Budget(6000), strategy="evolution", trials=3, recipe=RECIPE)
+    with pytest.raises(OSError, match="No space left"):
+        run_search(load_space(space_file), config, make_dataset(), tmp_path / "run")
+    assert calls["n"] == 1

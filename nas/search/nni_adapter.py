@@ -28,7 +28,9 @@ with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
     from nni.nas.space import BaseModelSpace, RawFormatModelSpace
     import nni.nas.strategy as strategies
 
+from ..errors import UserError
 from .strategies import STRATEGIES
+
 _REJECTS_IN_SPACE = {"random", "evolution", "rl"}
 
 for _name in ("nni", "tianshou"):
@@ -115,29 +117,38 @@ def _make_strategy(name: str, seed: int, population: int):
     raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}")
 
 
+class StrategyError(UserError):
+    """An NNI strategy that stopped with an error of its own."""
+
+
 def run_strategy(name: str, choices: dict[str, tuple], objective: Callable[[dict], float],
                  feasible: Callable[[dict], bool], keep_going: Callable[[], bool], seed: int = 0,
                  population: int = 20) -> None:
     """Let NNI strategy `name` propose candidates (dicts) until keep_going() is False or it runs out.
 
     objective(candidate) -> score to maximise; it is only called with feasible candidates for
-    strategies that reject in the space, and must decline the rest itself (return 0)."""
+    strategies that reject in the space, and must decline the rest itself (return 0). An error in
+    the objective stops the search and is raised here (NNI's engine would log it and go on)."""
     strategy = _make_strategy(name, seed, population)
+    errors: list[BaseException] = []
 
     def evaluate(sample):
-        nni.report_final_result(float(objective(dict(sample))))
+        try:
+            score = objective(dict(sample))
+        except BaseException as e:
+            errors.append(e)
+            raise
+        nni.report_final_result(float(score))
 
     space = _ChoiceSpace(choices, feasible if name in _REJECTS_IN_SPACE else None)
     model_space = _ModelSpace.from_model(space, FunctionalEvaluator(evaluate))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        strategy.initialize(model_space, _Engine(keep_going))
+        strategy.initialize(model_space, _Engine(lambda: not errors and keep_going()))
         try:
             strategy.run()
-        except KeyboardInterrupt:
-            raise
         except Exception as e:
-            if keep_going():  # an exhausted strategy is fine; a broken one is not
-                if "exhausted" in str(e).lower() or type(e).__name__ in ("NoMoreSample", "DuplicateSampleError"):
-                    return
-                raise
+            if not errors:
+                raise StrategyError(f"NNI strategy {name!r} stopped: {type(e).__name__}: {e}") from e
+    if errors:
+        raise errors[0]
