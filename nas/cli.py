@@ -40,6 +40,18 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _check_device(name: str | None) -> None:
+    if name is None:
+        return
+    import torch
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r} (use cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA GPU is available here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nas", description="Budget-aware neural architecture search for PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -108,6 +120,7 @@ def cmd_search(args) -> int:
     from .search import STRATEGIES, SearchConfig, run_search
     from .train import PROXY
 
+    _check_device(args.device)
     if args.strategy not in STRATEGIES:
         raise UserError(f"unknown strategy {args.strategy!r}; one of {', '.join(STRATEGIES)}")
     recipe = PROXY.with_(epochs=args.proxy_epochs, batch_size=args.batch_size, time_limit=args.trial_timeout,
@@ -134,6 +147,7 @@ def cmd_retrain(args) -> int:
     from .retrain import load_winner, run_retrain
     from .train import FULL
 
+    _check_device(args.device)
     winner = load_winner(args.winner)
     recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, compile=args.compile or None)
     out = args.out or str(Path(args.winner).parent / "retrain")

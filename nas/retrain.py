@@ -54,6 +54,10 @@ def load_winner(path: str | Path, check_space: bool = True) -> dict:
         space = load_space(space_file)
         if space.fingerprint() != winner["space"]["fingerprint"]:
             raise UserError(f"space file {winner['space']['path']} has changed since this winner was found")
+        try:
+            space.validate(winner["candidate"])
+        except ValueError as e:
+            raise UserError(f"{path}: {e}") from None
         if space.resolve(winner["candidate"]) != arch:
             raise UserError(f"{path}: its candidate no longer gives its architecture")
     winner["_arch"] = arch

@@ -158,3 +158,20 @@ def test_search_with_data_of_another_class_count(searched, tmp_path):
              x_test=np.zeros((10, 32, 32, 3), np.uint8), y_test=np.arange(10))
     one_line(search(tmp, space, tmp_path / "ten.npz", "--out", tmp_path / "o"), "10 classes", "expects", "and 4")
     assert not (tmp_path / "o").exists()
+
+
+def test_winner_whose_candidate_is_not_in_its_space(searched, tmp_path):
+    _, _, _, run = searched
+    winner = json.loads((run / "winner.json").read_text())
+    winner["candidate"]["w1"] = 12345
+    (tmp_path / "winner.json").write_text(json.dumps(winner))
+    one_line(run_nas("retrain", tmp_path / "winner.json", "--epochs", "1"), "w1=12345")
+
+
+@pytest.mark.parametrize("device,message", [("gpu", "unknown device"), ("cuda", "no CUDA GPU")])
+def test_a_device_that_is_not_there(searched, device, message):
+    import torch
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    tmp, space, data, _ = searched
+    one_line(search(tmp, space, data, "--device", device), message)
