@@ -5,8 +5,14 @@ the images of a batch apart score higher and tend to train to higher accuracy. O
 no labels, no training."""
 from __future__ import annotations
 
+import random
+
 import torch
 from torch import nn
+
+from .budget import estimate
+from .data import Loader, subset
+from .spaces.space import candidate_key
 
 ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.Hardswish)
 
@@ -36,3 +42,32 @@ def naswot(model: nn.Module, images: torch.Tensor, seed: int = 0) -> float:
     c = torch.cat(codes, dim=1).double()
     k = c @ c.t() + (1 - c) @ (1 - c).t()
     return torch.linalg.slogdet(k)[1].item()
+
+
+class Prescreen:
+    """Keeps a candidate when its NASWOT score reaches the top `keep` fraction of a seeded sample
+    of feasible candidates. Scores use a fixed batch of training images (never validation or test)."""
+
+    REFERENCE = 100
+
+    def __init__(self, space, budget, split, mean, std, keep: float, seed: int):
+        self.space, self._cache = space, {}
+        self.images = next(iter(Loader(subset(split, min(1.0, 64 / len(split)), seed), mean, std, 64, "cpu")))[0]
+        rng, reference = random.Random(seed), []
+        for _ in range(self.REFERENCE * 50):
+            if len(reference) == self.REFERENCE:
+                break
+            candidate = space.sample(rng)
+            if budget.fits(estimate(space.resolve(candidate))):
+                reference.append(self.score(candidate))
+        reference.sort()
+        self.threshold = reference[min(len(reference) - 1, int((1 - keep) * len(reference)))] if reference else 0.0
+
+    def score(self, candidate: dict) -> float:
+        key = candidate_key(candidate)
+        if key not in self._cache:
+            self._cache[key] = naswot(self.space.build(candidate), self.images)
+        return self._cache[key]
+
+    def keeps(self, candidate: dict) -> bool:
+        return self.score(candidate) >= self.threshold

@@ -54,7 +54,7 @@ def test_naswot_is_deterministic_and_separates_networks():
 
 
 def test_prescreen_trains_only_the_top_fraction(tmp_path):
-    from nas.search.runner import Prescreen
+    from nas.prescreen import Prescreen
     space_file = write_space(tmp_path / "small.py")
     space = load_space(space_file)
     data = make_dataset()

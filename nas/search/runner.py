@@ -8,7 +8,6 @@ carries on from the first candidate it has not tried.
 from __future__ import annotations
 
 import gc
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..data import Dataset, channel_stats, check_compatible, holdout, subset
 from ..errors import UserError
 from ..files import write_json
 from ..spaces import Space
+from ..prescreen import Prescreen
 from ..train import PROXY, Diverged, Recipe, train
 from .trials import TrialLog
 
@@ -89,40 +89,6 @@ def prepare_out(out: Path, identity: dict, command: str = "") -> bool:
     return False
 
 
-class Prescreen:
-    """Keeps a candidate when its NASWOT score reaches the top `keep` fraction of a seeded sample
-    of feasible candidates. Scores use a fixed batch of training images (never validation or test)."""
-
-    REFERENCE = 100
-
-    def __init__(self, space: Space, budget: Budget, split, mean, std, keep: float, seed: int):
-        import random
-
-        from ..data import Loader
-        from ..prescreen import naswot
-
-        self.space, self._naswot, self._cache = space, naswot, {}
-        self.images = next(iter(Loader(subset(split, min(1.0, 64 / len(split)), seed), mean, std, 64, "cpu")))[0]
-        rng, reference = random.Random(seed), []
-        for _ in range(self.REFERENCE * 50):
-            if len(reference) == self.REFERENCE:
-                break
-            candidate = space.sample(rng)
-            if budget.fits(estimate(space.resolve(candidate))):
-                reference.append(self.score(candidate))
-        reference.sort()
-        self.threshold = reference[min(len(reference) - 1, int((1 - keep) * len(reference)))] if reference else 0.0
-
-    def score(self, candidate: dict) -> float:
-        key = json.dumps(candidate, sort_keys=True)
-        if key not in self._cache:
-            self._cache[key] = self._naswot(self.space.build(candidate), self.images)
-        return self._cache[key]
-
-    def keeps(self, candidate: dict) -> bool:
-        return self.score(candidate) >= self.threshold
-
-
 def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Path, view=None) -> dict:
     """Search and return the winner record (also written to out/winner.json)."""
     from .nni_adapter import run_strategy
@@ -136,7 +102,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     train_split, val_split = holdout(data.train, config.val_fraction, seed=config.seed)
     train_split = subset(train_split, config.data_fraction, seed=config.seed)
     budget, recipe = config.budget, config.recipe
-    state = {"proposed": 0, "stale": 0}
+    state = {"stale": 0}
     if view is not None:
         view.start(config, space, resumed=len(log))
 
@@ -155,7 +121,6 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         return screen is None or screen.keeps(candidate)
 
     def objective(candidate: dict) -> float:
-        state["proposed"] += 1
         previous = log.get(candidate)
         if previous is not None:  # replay on resume, or a strategy repeating itself
             state["stale"] += 1

@@ -6,9 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-
-def candidate_key(candidate: dict) -> str:
-    return json.dumps(candidate, sort_keys=True)
+from ..spaces.space import candidate_key
 
 
 class TrialLog:

@@ -26,6 +26,11 @@ Candidate = dict  # {choice name: value}; JSON-serialisable
 DOWNSAMPLES = ("none", "stride", *POOLS)
 
 
+def candidate_key(candidate: Candidate) -> str:
+    """A candidate as a canonical string, to tell candidates apart."""
+    return json.dumps(candidate, sort_keys=True)
+
+
 @lru_cache(maxsize=None)
 def block_knobs(family: str) -> frozenset[str]:
     """The keyword arguments a block family takes beyond (cin, cout, stride)."""
