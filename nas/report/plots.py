@@ -1,4 +1,4 @@
-"""Training curves with matplotlib: loss.png and error.png, train and test over epochs."""
+"""Plots with matplotlib: training curves, proxy accuracy against cost (Pareto front), best so far, and an architecture diagram. Each written atomically."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from ..files import write_bytes  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    """Render to memory, then write atomically like every other file nas writes."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    write_bytes(path, buffer.getvalue())
 
 
 def _plot(path: Path, epochs, train, test, ylabel: str, title: str) -> None:
@@ -18,9 +31,7 @@ def _plot(path: Path, epochs, train, test, ylabel: str, title: str) -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_curves(history, out: str | Path) -> None:
@@ -70,9 +81,7 @@ def plot_tradeoff(records: list[dict], key: str, path: Path, limit: int | None =
     ax.set_title(f"Proxy accuracy against {'parameters' if key == 'params' else 'MACs'}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_best_so_far(records: list[dict], path: Path) -> None:
@@ -94,9 +103,7 @@ def plot_best_so_far(records: list[dict], path: Path) -> None:
     ax.set_title("Best proxy accuracy so far")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path)
 
 
 FAMILY_COLOURS = {"conv": "#8da0cb", "residual": "#66c2a5", "dwsep": "#fc8d62", "mbconv": "#e78ac3",
@@ -130,6 +137,4 @@ def plot_architecture(arch, path: Path) -> None:
     ax.set_xlim(0, len(boxes))
     ax.set_ylim(-0.1, 1.1)
     ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path)
