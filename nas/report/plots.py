@@ -1,4 +1,5 @@
-"""Plots with matplotlib: training curves, proxy accuracy against cost (Pareto front), best so far, and an architecture diagram. Each written atomically."""
+"""Plots with matplotlib: training curves, proxy accuracy against cost (Pareto front marked),
+best so far, and an architecture diagram. Each is written atomically."""
 from __future__ import annotations
 
 from pathlib import Path
