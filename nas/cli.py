@@ -110,7 +110,8 @@ def cmd_search(args) -> int:
     budget = parse_budget(args.budget, args.macs)
     result = survey(space, budget, seed=args.seed)
     if result.smallest is None:
-        raise UserError(f"no candidate of {args.space} fits the budget ({budget.describe()})")
+        among = "" if result.exact else f" among {result.examined:,} sampled"
+        raise UserError(f"no candidate of {args.space}{among} fits the budget ({budget.describe()})")
     if args.dry_run:
         print_survey(space, budget, result)
         return 0
