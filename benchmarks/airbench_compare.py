@@ -23,20 +23,18 @@ def main():
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--lr", type=float, default=0.4)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--compile", action="store_true")
     args = p.parse_args()
     data = load(args.data)
     mean, std = channel_stats(data.train)
     arch = space.resolve({})
     recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, label_smoothing=0.2, warmup=0.2,
-                    weight_decay=5e-4, augment=Augment(flip=True, translate=2, cutout=0), tta=True,
-                    compile=args.compile)
+                    weight_decay=5e-4, augment=Augment(flip=True, translate=2, cutout=0), tta=True)
     runs = []
     for i in range(args.repeats):
         model = arch.build()
         sync(args.device)
         start = time.perf_counter()
-        history = train(model, data.train, data.test, recipe, mean, std, device=args.device, seed=args.seed + i)
+        history = train(model, data.train, data.test, recipe, mean, std, device=args.device, seed=args.seed + i).history
         sync(args.device)
         runs.append((time.perf_counter() - start, history[-1]))
     seconds = statistics.median(r[0] for r in runs)

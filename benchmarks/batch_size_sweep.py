@@ -27,8 +27,8 @@ def main():
     for bs in args.batch_sizes:
         model = arch.build()
         sync(args.device)
-        history = train(model, data.train, data.test, PROXY.with_(epochs=args.epochs, batch_size=bs, lr=0.2 * bs / 512),
-                        mean, std, device=args.device, seed=args.seed)
+        history = train(model, data.train, data.test, PROXY.with_(epochs=args.epochs, batch_size=bs),
+                        mean, std, device=args.device, seed=args.seed).history
         steady = [h.seconds for h in history[1:]] or [history[0].seconds]
         rows.append([bs, f"{sum(steady) / len(steady):.2f}", f"{len(data.train) / (sum(steady) / len(steady)):,.0f}",
                      f"{100 * history[-1].test_acc:.2f}%"])

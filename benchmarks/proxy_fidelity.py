@@ -35,9 +35,9 @@ def main():
         arch = space.resolve(c)
         zero_cost.append(naswot(arch.build(), batch))
         proxy.append(train(arch.build(), train_split, val_split, PROXY.with_(epochs=args.proxy_epochs), mean, std,
-                           device=args.device, seed=args.seed)[-1].test_acc)
+                           device=args.device, seed=args.seed).history[-1].test_acc)
         full.append(train(arch.build(), data.train, data.test, FULL.with_(epochs=args.full_epochs), mean, std,
-                          device=args.device, seed=args.seed)[-1].test_acc)
+                          device=args.device, seed=args.seed).history[-1].test_acc)
         rows.append([i + 1, arch.summary(), f"{estimate(arch).params:,}", f"{zero_cost[-1]:.1f}",
                      f"{100 * proxy[-1]:.2f}%", f"{100 * full[-1]:.2f}%"])
         print(rows[-1], flush=True)

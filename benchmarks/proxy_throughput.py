@@ -20,13 +20,12 @@ def main():
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--spaces", nargs="+", default=list(BUDGETS))
-    p.add_argument("--compile", action="store_true")
     args = p.parse_args()
     data = load(args.data)
     rows = []
     for name in args.spaces:
         space = builtin(name)
-        recipe = PROXY.with_(compile=args.compile or None)
+        recipe = PROXY
         config = SearchConfig(f"spaces/{name}.py", parse_budget(BUDGETS[name]), strategy="random", trials=args.trials,
                               recipe=recipe, seed=args.seed, data_source=args.data, device=args.device)
         with tempfile.TemporaryDirectory() as out:

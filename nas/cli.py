@@ -40,16 +40,19 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _check_device(name: str | None) -> None:
-    if name is None:
-        return
-    import torch
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r} (use cpu or cuda)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA GPU is available here")
+def _add_execution_flags(p) -> None:
+    p.add_argument("--device", help="cuda or cpu (default: cuda when there is one)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="bf16 autocast or fp32 (default auto: bf16 where the device has it natively, timed "
+                        "against fp32 on a CPU)")
+    p.add_argument("--compile", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                   help="torch.compile the network (default auto: only a long run, and only if it is faster)")
+    p.add_argument("--threads", type=_positive_int, help="CPU threads (default: the cores this process may use)")
+
+
+def _execution(args):
+    from .execution import choose
+    return choose(args.device, args.precision, args.compile, args.threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,27 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strategy", default="evolution", help="random, grid, evolution, tpe or rl (NNI's)")
     s.add_argument("--trials", type=_positive_int, default=30, help="candidates to train (default 30)")
     s.add_argument("--proxy-epochs", type=_positive_int, help="epochs of the proxy training (default 8)")
-    s.add_argument("--batch-size", type=_positive_int, help="proxy batch size (default 512)")
+    s.add_argument("--batch-size", type=_positive_int, help="proxy batch size (default 256 on a CPU, 512 on a GPU)")
     s.add_argument("--trial-timeout", type=_positive_float, help="seconds a trial may train before it fails")
     s.add_argument("--val-fraction", type=_fraction, default=0.1, help="of the training split, held out to score")
     s.add_argument("--data-fraction", type=_fraction, default=1.0, help="of the rest, used to train the proxy")
     s.add_argument("--prescreen", type=_fraction, help="train only the top fraction of candidates by a "
                    "training-free NASWOT score (e.g. 0.5)")
-    s.add_argument("--compile", action="store_true", help="torch.compile each candidate (GPU only)")
     s.add_argument("--data", default="cifar10", help="cifar10, a .npz file, or an ImageFolder directory")
     s.add_argument("--out", help="run directory (default runs/SPACE)")
-    s.add_argument("--device", help="cuda or cpu (default: cuda when there is one)")
+    _add_execution_flags(s)
     s.add_argument("--seed", type=int, default=0)
 
     r = sub.add_parser("retrain", help="train a search's winner fully and freeze it as code")
     r.add_argument("winner", help="winner.json written by nas search")
     r.add_argument("--epochs", type=_positive_int, help="epochs (default 100)")
-    r.add_argument("--batch-size", type=_positive_int, help="batch size (default 512)")
-    r.add_argument("--lr", type=_positive_float, help="peak learning rate (default 0.2)")
-    r.add_argument("--compile", action="store_true", help="torch.compile the network (GPU only)")
+    r.add_argument("--batch-size", type=_positive_int, help="batch size (default 256 on a CPU, 512 on a GPU)")
+    r.add_argument("--lr", type=_positive_float, help="peak learning rate at batch 512, scaled linearly with the "
+                   "batch size (default 0.2)")
     r.add_argument("--data", help="as for search (default: the winner's)")
     r.add_argument("--out", help="output directory (default: retrain/ beside winner.json)")
-    r.add_argument("--device", help="cuda or cpu (default: cuda when there is one)")
+    _add_execution_flags(r)
     r.add_argument("--seed", type=int, default=0)
 
     w = sub.add_parser("show", help="print a winner's architecture layer by layer with its budget use")
@@ -121,14 +123,13 @@ def cmd_search(args) -> int:
     from .search import STRATEGIES, SearchConfig, run_search
     from .train import PROXY
 
-    _check_device(args.device)
+    execution = _execution(args)
     if args.strategy not in STRATEGIES:
         raise UserError(f"unknown strategy {args.strategy!r}; one of {', '.join(STRATEGIES)}")
-    recipe = PROXY.with_(epochs=args.proxy_epochs, batch_size=args.batch_size, time_limit=args.trial_timeout,
-                         compile=args.compile or None)
+    recipe = PROXY.with_(epochs=args.proxy_epochs, batch_size=args.batch_size, time_limit=args.trial_timeout)
     config = SearchConfig(space_path=args.space, budget=budget, strategy=args.strategy, trials=args.trials,
                           recipe=recipe, seed=args.seed, val_fraction=args.val_fraction,
-                          data_fraction=args.data_fraction, data_source=args.data, device=args.device,
+                          data_fraction=args.data_fraction, data_source=args.data, device=args.device, execution=execution,
                           prescreen=args.prescreen, command=args.command_line)
     out = args.out or f"runs/{space.name}"
     data = load(args.data)
@@ -148,14 +149,14 @@ def cmd_retrain(args) -> int:
     from .retrain import load_winner, run_retrain
     from .train import FULL
 
-    _check_device(args.device)
+    execution = _execution(args)
     winner = load_winner(args.winner)
-    recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, compile=args.compile or None)
+    recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     out = args.out or str(Path(args.winner).parent / "retrain")
     data = load(args.data or winner.get("data", "cifar10"))
     with RetrainView() as view:
-        run_retrain(winner, data, out, recipe, seed=args.seed, device=args.device, view=view,
-                    command=args.command_line)
+        run_retrain(winner, data, out, recipe, seed=args.seed, view=view, command=args.command_line,
+                    execution=execution)
     return 0
 
 

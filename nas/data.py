@@ -183,23 +183,27 @@ def channel_stats(split: Split) -> tuple[list, list]:
 @dataclass(frozen=True)
 class Augment:
     flip: bool = True
-    translate: int = 2  # pixels, each way
-    cutout: int = 0  # side of the square cut out; 0: none
+    translate: int = 2  # pixels, each way (the border reflected)
+    cutout: int = 0  # side of the square cut out (filled with the mean colour); 0: none
 
 
 class Loader:
-    """Batches of a split kept on `device` as uint8; each batch is normalised there and, for
-    training, augmented there."""
+    """Batches of a split kept on `device` as uint8 NHWC (as stored: a quarter of float's memory).
 
-    def __init__(self, split: Split, mean, std, batch_size: int, device, dtype=torch.float32,
-                 augment: Augment | None = None, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+    Training batches are augmented there while still uint8, then normalised to float in
+    channels_last layout (NHWC memory, NCHW shape: what the convolutions run fastest on), or
+    contiguous NCHW with channels_last=False."""
+
+    def __init__(self, split: Split, mean, std, batch_size: int, device, augment: Augment | None = None,
+                 shuffle: bool = False, seed: int = 0, drop_last: bool = False, channels_last: bool = True):
         self.device = torch.device(device)
-        self.x = torch.from_numpy(split.x).to(self.device).permute(0, 3, 1, 2).contiguous()
+        self.x = torch.from_numpy(split.x).to(self.device)  # (N, H, W, C) uint8
         self.y = torch.from_numpy(split.y).to(self.device)
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
-        self.dtype = dtype
+        self.fill = torch.tensor(mean, device=self.device).mul(255).round().to(torch.uint8)  # cutout colour
         self.batch_size, self.augment, self.shuffle, self.drop_last = batch_size, augment, shuffle, drop_last
+        self.channels_last = channels_last
         self.seed, self.epoch = seed, 0
 
     def __len__(self) -> int:
@@ -207,7 +211,9 @@ class Loader:
         return n // self.batch_size if self.drop_last and n >= self.batch_size else -(-n // self.batch_size)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x.float() - self.mean) / self.std).to(self.dtype)
+        """uint8 NHWC -> normalised float, NCHW shape (channels_last memory unless told otherwise)."""
+        x = (x.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        return x if self.channels_last else x.contiguous()
 
     def __iter__(self):
         gen = torch.Generator(device="cpu").manual_seed(self.seed * 100_003 + self.epoch)
@@ -216,34 +222,43 @@ class Loader:
         order = torch.randperm(n, generator=gen).to(self.device) if self.shuffle else torch.arange(n, device=self.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            x, y = self.normalise(self.x[idx]), self.y[idx]
+            x, y = self.x[idx], self.y[idx]
             if self.augment is not None:
-                x = augment(x, self.augment, gen)
-            yield x, y
+                x = augment(x, self.augment, gen, self.fill)
+            yield self.normalise(x), y
 
 
-def augment(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
-    """Flip, translate and cut out a batch, each sample drawn independently (one gather, no loop)."""
-    n, c, h, w = x.shape
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Indices past either border reflected back inside (as reflect padding does)."""
+    index = index.abs()
+    return torch.where(index > size - 1, 2 * (size - 1) - index, index).clamp(0, size - 1)
+
+
+def augment(x: torch.Tensor, aug: Augment, gen: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Flip, translate and cut out a batch of NHWC images, each sample drawn independently.
+
+    Works on uint8 (or any dtype): a flip is one select, a translation one gather of whole pixels
+    from reflected indices, a cutout one masked fill with `fill` (a colour, default 0)."""
+    n, h, w, c = x.shape
     dev = x.device
     if aug.flip:
         flip = (torch.rand(n, generator=gen) < 0.5).to(dev).view(n, 1, 1, 1)
-        x = torch.where(flip, x.flip(3), x)
+        x = torch.where(flip, x.flip(2), x)
     if aug.translate:
         r = aug.translate
-        padded = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect")
-        dy = torch.randint(0, 2 * r + 1, (n,), generator=gen).to(dev)
-        dx = torch.randint(0, 2 * r + 1, (n,), generator=gen).to(dev)
-        rows = (dy.view(n, 1) + torch.arange(h, device=dev)).view(n, 1, h, 1)
-        cols = (dx.view(n, 1) + torch.arange(w, device=dev)).view(n, 1, 1, w)
-        x = padded[torch.arange(n, device=dev).view(n, 1, 1, 1), torch.arange(c, device=dev).view(1, c, 1, 1), rows, cols]
+        dy = torch.randint(-r, r + 1, (n,), generator=gen).to(dev)
+        dx = torch.randint(-r, r + 1, (n,), generator=gen).to(dev)
+        rows = _reflect(dy.view(n, 1) + torch.arange(h, device=dev), h).view(n, h, 1)
+        cols = _reflect(dx.view(n, 1) + torch.arange(w, device=dev), w).view(n, 1, w)
+        x = x[torch.arange(n, device=dev).view(n, 1, 1), rows, cols]
     if aug.cutout:
         s = aug.cutout
         cy = torch.randint(0, h, (n,), generator=gen).to(dev).view(n, 1, 1, 1)
         cx = torch.randint(0, w, (n,), generator=gen).to(dev).view(n, 1, 1, 1)
-        ys = torch.arange(h, device=dev).view(1, 1, h, 1)
-        xs = torch.arange(w, device=dev).view(1, 1, 1, w)
+        ys = torch.arange(h, device=dev).view(1, h, 1, 1)
+        xs = torch.arange(w, device=dev).view(1, 1, w, 1)
         top, left = cy - s // 2, cx - s // 2
         inside = (ys >= top) & (ys < top + s) & (xs >= left) & (xs < left + s)
-        x = x.masked_fill(inside, 0)
+        colour = fill if fill is not None else torch.zeros(c, dtype=x.dtype, device=dev)
+        x = torch.where(inside, colour.to(x.dtype), x)
     return x

@@ -98,6 +98,7 @@ Pillow for the cifar10 and ImageFolder sources), never nas.
     from evaluate import evaluate; evaluate()
 """
 import argparse
+import os
 import pathlib
 import sys
 
@@ -109,7 +110,7 @@ sys.path.insert(0, str(HERE))
 from model import MEAN, STD, Net  # noqa: E402
 
 DATA = {data!r}
-CACHE = pathlib.Path.home() / ".cache" / "nas"
+CACHE = pathlib.Path(os.environ.get("NAS_DATA_CACHE", pathlib.Path.home() / ".cache" / "nas"))
 
 
 def load_test(source=DATA):

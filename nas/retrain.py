@@ -18,10 +18,12 @@ from . import __version__
 from .budget import estimate
 from .data import Dataset, channel_stats, check_compatible
 from .errors import UserError
+from .execution import Execution, choose
 from .export import freeze
 from .files import save_torch, write_json, write_text
 from .search.runner import WINNER_FORMAT
 from .spaces import Architecture, load_space
+from .execution import default_batch_size
 from .train import FULL, EpochStats, Recipe, train
 
 WINNER_FIELDS = ("format", "space", "candidate", "architecture", "params", "macs")
@@ -81,7 +83,7 @@ def read_metrics(path: Path) -> list[EpochStats]:
 
 
 def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = FULL, seed: int = 0,
-                device=None, view=None, command: str = "") -> dict:
+                device=None, view=None, command: str = "", execution: Execution | None = None) -> dict:
     from .report.plots import plot_curves
 
     out = Path(out)
@@ -92,6 +94,8 @@ def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = F
     arch: Architecture = winner["_arch"]
     check_compatible(data, arch.input_size, arch.in_channels, arch.num_classes)
     cost = estimate(arch)
+    execution = execution or choose(device)
+    recipe = recipe.with_(batch_size=recipe.batch_size or default_batch_size(execution.device))
     mean, std = channel_stats(data.train)
     torch.manual_seed(seed)
     model = arch.build()
@@ -104,7 +108,7 @@ def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = F
             opt_state, start = ckpt["optimizer"], ckpt["epoch"]
             history = read_metrics(metrics_path)[:start]
     if view is not None:
-        view.start(winner, cost, recipe, resumed=start)
+        view.start(winner, cost, recipe, resumed=start, execution=execution)
 
     def on_epoch(stats: EpochStats):
         history.append(stats)
@@ -118,8 +122,9 @@ def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = F
 
     started = time.perf_counter()
     if start < recipe.epochs:
-        train(model, data.train, data.test, recipe, mean, std, device=device, seed=seed, on_epoch=on_epoch,
-              start_epoch=start, optimizer_state=opt_state, on_checkpoint=on_checkpoint)
+        execution = train(model, data.train, data.test, recipe, mean, std, seed=seed, on_epoch=on_epoch,
+                          start_epoch=start, optimizer_state=opt_state, on_checkpoint=on_checkpoint,
+                          execution=execution).execution
     seconds = time.perf_counter() - started + sum(h.seconds for h in history[:start])
     model.to("cpu").eval()
     freeze(arch, model, out, mean, std, data.source)
@@ -129,7 +134,8 @@ def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = F
         "format": WINNER_FORMAT, "summary": arch.summary(), "params": cost.params, "macs": cost.macs, "epochs": recipe.epochs,
         "final_test_acc": last.test_acc, "best_test_acc": max(h.test_acc for h in history if h.test_acc is not None),
         "final_test_acc_tta": last.test_acc_tta, "seconds": round(seconds, 1), "data": data.source,
-        "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu")), "recipe": recipe.to_dict(),
+        "device": execution.device, "execution": execution.to_dict(), "execution_summary": execution.describe(),
+        "recipe": recipe.to_dict(),
         "space": winner["space"], "candidate": winner["candidate"], "architecture": arch.to_dict(),
         "proxy_score": winner.get("proxy_score"), "budget": winner.get("budget"), "command": command,
     }

@@ -1,6 +1,7 @@
 """One training loop. The search's proxy and the full retrain differ only by their Recipe."""
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -9,14 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from .data import Augment, Loader, Split
+from .execution import COMPILE_MIN_SECONDS, Execution, choose, default_batch_size
 
 
 @dataclass(frozen=True)
 class Recipe:
     epochs: int = 100
-    batch_size: int = 512
+    batch_size: int | None = None  # None: what suits the device (256 on a CPU, 512 on a GPU)
     optimizer: str = "sgd"  # sgd (Nesterov) | adamw
-    lr: float = 0.2  # peak learning rate
+    lr: float = 0.2  # peak learning rate at batch 512; scaled linearly with the batch size
     momentum: float = 0.9
     weight_decay: float = 5e-4  # on conv/linear weights only
     label_smoothing: float = 0.1
@@ -25,23 +27,23 @@ class Recipe:
     tta: bool = True  # also report flip test-time augmentation
     eval_each_epoch: bool = True  # else only after the last epoch (the proxy needs just its final score)
     time_limit: float | None = None  # seconds; TimeoutError past it
-    compile: bool = False  # torch.compile the model on a GPU (small nets are launch-bound); no-op on the CPU
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "Recipe":
-        data = dict(data)
-        data["augment"] = Augment(**data.get("augment", {}))
-        return cls(**data)
-
     def with_(self, **changes) -> "Recipe":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def lr_for(self, batch_size: int) -> float:
+        """The peak learning rate at `batch_size` (linear scaling from batch 512)."""
+        return self.lr * batch_size / 512
+
+
+EVAL_BATCH_SIZE = 1000  # evaluation has no gradients to keep: big batches
+COMPILE_WARMUP_STEPS = 3  # steps a compiled network takes to compile before its speed is measured
 
 # The proxy: a short run on a held-out split. The full retrain: long, stronger augmentation.
-PROXY = Recipe(epochs=8, batch_size=512, lr=0.2, label_smoothing=0.1, warmup=0.1,
+PROXY = Recipe(epochs=8, lr=0.2, label_smoothing=0.1, warmup=0.1,
                augment=Augment(flip=True, translate=2, cutout=0), tta=False, eval_each_epoch=False)
 FULL = Recipe()
 
@@ -58,12 +60,15 @@ class EpochStats:
     seconds: float
 
 
+@dataclass
+class TrainResult:
+    history: list[EpochStats]
+    execution: Execution  # as it ran: precision and compile decided
+    batch_size: int
+
+
 class Diverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-def device_default() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _param_groups(model, weight_decay):
@@ -73,86 +78,150 @@ def _param_groups(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
-def make_optimizer(model, recipe: Recipe):
+def make_optimizer(model, recipe: Recipe, lr: float | None = None):
     groups = _param_groups(model, recipe.weight_decay)
+    lr = recipe.lr if lr is None else lr
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=True)
+        return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, nesterov=True)
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, 0.99))
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99))
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
 
 
-def lr_at(step: int, total: int, recipe: Recipe) -> float:
+def lr_at(step: int, total: int, recipe: Recipe, peak: float | None = None) -> float:
+    peak = recipe.lr if peak is None else peak
     warm = max(1, int(recipe.warmup * total))
     if step < warm:
-        return recipe.lr * (step + 1) / warm
+        return peak * (step + 1) / warm
     progress = (step - warm) / max(1, total - warm)
-    return recipe.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return peak * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 @torch.no_grad()
-def evaluate(model, loader: Loader, tta: bool = False, autocast: bool = False) -> tuple[float, float]:
-    """(mean loss, accuracy) over a loader; with tta the logits of the image and its mirror are averaged."""
+def evaluate(model, loader: Loader, execution: Execution, tta: bool = False) -> tuple[float, float, float | None]:
+    """(mean loss, accuracy, accuracy with flip-TTA or None) over a loader, in one pass: the plain
+    logits score the first two; with tta the mirror's logits are added for the third."""
     model.eval()
-    total_loss, correct, n = 0.0, 0, 0
+    total_loss, correct, correct_tta, n = 0.0, 0, 0, 0
     for x, y in loader:
-        with torch.autocast(loader.device.type, dtype=torch.bfloat16, enabled=autocast):
+        with torch.autocast(execution.device.split(":")[0], dtype=torch.bfloat16, enabled=execution.autocast):
             logits = model(x).float()
             if tta:
-                logits = (logits + model(x.flip(3)).float()) / 2
+                both = logits + model(x.flip(3)).float()
+                correct_tta += (both.argmax(1) == y).sum().item()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         n += len(y)
-    return total_loss / n, correct / n
+    return total_loss / n, correct / n, (correct_tta / n if tta else None)
+
+
+def _step(net, optimizer, x, y, recipe: Recipe, autocast: bool, device_type: str):
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
+        logits = net(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, logits
+
+
+def _timed_steps(net, optimizer, x, y, recipe, autocast, device_type, steps: int) -> float:
+    """Median seconds of `steps` training steps after one untimed warm-up step."""
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        _step(net, optimizer, x, y, recipe, autocast, device_type)
+        if device_type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def tune(model, x, y, recipe: Recipe, execution: Execution, steps: int = 3) -> tuple[Execution, float]:
+    """Decide bf16 or fp32 by timing training steps of a copy of `model` in each (the model itself
+    is not touched); return the execution and the chosen step's seconds."""
+    device_type = execution.device.split(":")[0]
+    trial = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(trial.parameters(), lr=0.0)
+    seconds = {p: _timed_steps(trial, optimizer, x, y, recipe, p == "bf16", device_type, steps)
+               for p in (("bf16", "fp32") if execution.tune_precision else (execution.precision,))}
+    best = min(seconds, key=seconds.get)
+    return execution.with_(precision=best, tune_precision=False), seconds[best]
 
 
 def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, std, device=None, seed: int = 0,
-          on_epoch=None, start_epoch: int = 0, optimizer_state=None, on_checkpoint=None) -> list[EpochStats]:
-    """Train `model` on train_split with `recipe`, evaluating on eval_split after every epoch.
+          on_epoch=None, start_epoch: int = 0, optimizer_state=None, on_checkpoint=None,
+          execution: Execution | None = None, on_step=None) -> TrainResult:
+    """Train `model` on train_split with `recipe`; evaluate on eval_split after every epoch, or
+    only after the last where recipe.eval_each_epoch is False.
 
-    on_epoch(stats) is called after each epoch; on_checkpoint(epoch, model, optimizer) lets the
-    caller save state to resume from (start_epoch, optimizer_state)."""
-    device = torch.device(device) if device is not None else device_default()
-    cuda = device.type == "cuda"
+    `execution` (default: `choose(device)`) says how to run; precision 'auto' and compile 'auto'
+    are decided here by timing steps of the real network. on_epoch(stats) is called after each
+    epoch, on_step(step, steps_per_epoch) after each step; on_checkpoint(epoch, model, optimizer)
+    lets the caller save state to resume from (start_epoch, optimizer_state)."""
+    execution = execution or choose(device)
+    execution.apply()
+    device = torch.device(execution.device)
+    device_type = device.type
     torch.manual_seed(seed)
-    model.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-    net = torch.compile(model) if (recipe.compile and cuda) else model
-    dtype = torch.float32
-    train_loader = Loader(train_split, mean, std, recipe.batch_size, device, dtype, augment=recipe.augment,
-                          shuffle=True, seed=seed, drop_last=True)
+    model.to(device=device, memory_format=execution.memory_format)
+    batch_size = recipe.batch_size or default_batch_size(execution.device)
+    peak_lr = recipe.lr_for(batch_size)
+    train_loader = Loader(train_split, mean, std, batch_size, device, augment=recipe.augment, shuffle=True,
+                          seed=seed, drop_last=True, channels_last=execution.channels_last)
     train_loader.epoch = start_epoch
-    eval_loader = Loader(eval_split, mean, std, 1024, device, dtype)
-    optimizer = make_optimizer(model, recipe)
+    eval_loader = Loader(eval_split, mean, std, EVAL_BATCH_SIZE, device, channels_last=execution.channels_last)
+    optimizer = make_optimizer(model, recipe, peak_lr)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     steps_per_epoch = len(train_loader)
     total = recipe.epochs * steps_per_epoch
     step = start_epoch * steps_per_epoch
-    history, started = [], time.perf_counter()
+    net, compile_check = model, None
+    if execution.tune_precision or execution.compile == "auto":
+        x0, y0 = next(iter(Loader(train_split, mean, std, batch_size, device, channels_last=execution.channels_last)))
+        execution, step_seconds = tune(model, x0, y0, recipe, execution)
+        if execution.compile == "auto":
+            if step_seconds * (total - step) >= COMPILE_MIN_SECONDS:
+                compile_check = step_seconds  # compile, then keep it only if its steps are faster
+            else:
+                execution = execution.with_(compile="off")
+    if execution.compile in ("on", "auto"):
+        net = torch.compile(model)
+    history, started, timed = [], time.perf_counter(), []
     for epoch in range(start_epoch, recipe.epochs):
         t0 = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        for x, y in train_loader:
-            lr = lr_at(step, total, recipe)
+        for i, (x, y) in enumerate(train_loader):
+            lr = lr_at(step, total, recipe, peak_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = net(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            t_step = time.perf_counter()
+            try:
+                loss, logits = _step(net, optimizer, x, y, recipe, execution.autocast, device_type)
+            except Exception:
+                if compile_check is None or net is model:
+                    raise
+                net, compile_check = model, None  # torch.compile failed on this network: stay eager
+                execution = execution.with_(compile="off")
+                loss, logits = _step(net, optimizer, x, y, recipe, execution.autocast, device_type)
+            if compile_check is not None:
+                timed.append(time.perf_counter() - t_step)
+                if len(timed) == COMPILE_WARMUP_STEPS + 5:
+                    compiled = sorted(timed[COMPILE_WARMUP_STEPS:])[2]
+                    keep = compiled < 0.9 * compile_check
+                    net = net if keep else model
+                    execution = execution.with_(compile="on" if keep else "off")
+                    compile_check = None
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
             step += 1
+            if on_step is not None:
+                on_step(i + 1, steps_per_epoch)
             if recipe.time_limit is not None and time.perf_counter() - started > recipe.time_limit:
                 raise TimeoutError(f"passed the time limit of {recipe.time_limit:g}s in epoch {epoch + 1}")
         train_loss = loss_sum.item() / max(1, seen)
@@ -160,8 +229,7 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
             raise Diverged(f"loss is {train_loss} in epoch {epoch + 1}")
         test_loss = test_acc = tta = None
         if recipe.eval_each_epoch or epoch + 1 == recipe.epochs:
-            test_loss, test_acc = evaluate(net, eval_loader, autocast=cuda)
-            tta = evaluate(net, eval_loader, tta=True, autocast=cuda)[1] if recipe.tta else None
+            test_loss, test_acc, tta = evaluate(model, eval_loader, execution, tta=recipe.tta)
         stats = EpochStats(epoch + 1, train_loss, correct.item() / max(1, seen), test_loss, test_acc, tta,
                            lr, time.perf_counter() - t0)
         history.append(stats)
@@ -169,4 +237,6 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
             on_epoch(stats)
         if on_checkpoint is not None:
             on_checkpoint(epoch + 1, model, optimizer)
-    return history
+    if execution.compile == "auto":  # the run ended before the check did
+        execution = execution.with_(compile="on")
+    return TrainResult(history, execution, batch_size)

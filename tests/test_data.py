@@ -80,23 +80,40 @@ def test_holdout_is_disjoint_and_deterministic():
 
 
 def test_augment_keeps_shape_and_is_seeded():
-    x = torch.randn(16, 3, 32, 32)
+    x = torch.randint(1, 256, (16, 32, 32, 3), dtype=torch.uint8)  # NHWC, no zero pixel
     aug = Augment(flip=True, translate=4, cutout=8)
     a = augment(x, aug, torch.Generator().manual_seed(1))
     b = augment(x, aug, torch.Generator().manual_seed(1))
-    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
-    # cutout zeroes at most an 8x8 square per image (translate pads by reflection, adding no zeros)
-    zeros = (a == 0).all(dim=1).sum(dim=(1, 2))
-    assert (zeros <= 64).all() and (zeros > 0).any()
+    assert a.shape == x.shape and a.dtype == torch.uint8 and torch.equal(a, b) and not torch.equal(a, x)
+    # cutout fills at most an 8x8 square per image (translate reflects, adding no fill)
+    filled = (a == 0).all(dim=3).sum(dim=(1, 2))
+    assert (filled <= 64).all() and (filled > 0).any()
+
+
+def test_cutout_fills_with_the_given_colour():
+    x = torch.full((8, 16, 16, 3), 200, dtype=torch.uint8)
+    fill = torch.tensor([10, 20, 30], dtype=torch.uint8)
+    out = augment(x, Augment(flip=False, translate=0, cutout=4), torch.Generator().manual_seed(0), fill)
+    changed = (out != 200).any(dim=3)
+    assert changed.any() and (out[changed] == fill).all()
 
 
 def test_translate_moves_pixels_by_at_most_the_shift():
-    x = torch.zeros(64, 1, 9, 9)
-    x[:, :, 4, 4] = 1
+    x = torch.zeros(64, 9, 9, 1)
+    x[:, 4, 4, :] = 1
     out = augment(x, Augment(flip=False, translate=2), torch.Generator().manual_seed(0))
     pos = out.flatten(1).argmax(1)
     rows, cols = pos // 9, pos % 9
     assert ((rows - 4).abs() <= 2).all() and ((cols - 4).abs() <= 2).all() and len(set(pos.tolist())) > 5
+
+
+def test_translate_reflects_at_the_border():
+    x = torch.arange(5.0).view(1, 1, 5, 1).expand(32, 5, 5, 1).contiguous()  # every row 0 1 2 3 4
+    out = augment(x, Augment(flip=False, translate=2), torch.Generator().manual_seed(0))
+    rows = {tuple(r[0].flatten().tolist()) for r in out}
+    assert (2.0, 1.0, 0.0, 1.0, 2.0) in rows and (2.0, 3.0, 4.0, 3.0, 2.0) in rows  # shifted by -2 and +2
+    assert rows <= {(2.0, 1.0, 0.0, 1.0, 2.0), (1.0, 0.0, 1.0, 2.0, 3.0), (0.0, 1.0, 2.0, 3.0, 4.0),
+                    (1.0, 2.0, 3.0, 4.0, 3.0), (2.0, 3.0, 4.0, 3.0, 2.0)}
 
 
 def test_loader_normalises_and_covers_every_sample_once():
@@ -107,6 +124,7 @@ def test_loader_normalises_and_covers_every_sample_once():
     assert sorted(ys.tolist()) == sorted(split.y.tolist()) and len(loader) == 4
     assert loader.x.dtype == torch.uint8  # the data set stays uint8 on the device
     x = torch.cat([x for x, _ in loader])
+    assert x.shape[1:] == (3, 32, 32) and x.is_contiguous(memory_format=torch.channels_last)
     assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.05
 
 
@@ -117,5 +135,5 @@ def test_the_proxy_evaluates_only_after_its_last_epoch():
     split = make_split(64)
     mean, std = channel_stats(split)
     history = train(space.build({}), split, make_split(16, seed=1), PROXY.with_(epochs=3, batch_size=32), mean, std,
-                    device="cpu")
+                    device="cpu").history
     assert [h.test_acc is None for h in history] == [True, True, False]

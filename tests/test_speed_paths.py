@@ -70,12 +70,3 @@ def test_prescreen_trains_only_the_top_fraction(tmp_path):
     feasible = [c for c in space.enumerate() if Budget(6000).fits(estimate(space.resolve(c)))]
     kept = sum(screen.keeps(c) for c in feasible)
     assert 0 < kept < len(feasible)
-
-
-def test_compile_flag_falls_back_to_eager_on_the_cpu():
-    space = Space("t", Stem(8), [Stage("conv", 8)], num_classes=4)
-    data = make_dataset(64, 16)
-    mean, std = channel_stats(data.train)
-    history = train(space.build({}), data.train, data.test, PROXY.with_(epochs=1, batch_size=32, compile=True),
-                    mean, std, device="cpu")
-    assert len(history) == 1

@@ -61,6 +61,8 @@ class SearchView(_View):
         console.print(f"[bold]search[/] {space.name} ({space.size:,} candidates) within {config.budget.describe()}: "
                       f"{config.strategy}, {config.trials} trials, proxy {config.recipe.epochs} epochs"
                       + (f"; resuming after {resumed} finished trials" if resumed else ""))
+        if config.execution is not None:
+            console.print(f"execution: {config.execution.describe()}")
         self.progress = _progress()
         self.task = self.progress.add_task("trials", total=config.trials, completed=resumed)
         self.current = ""
@@ -101,9 +103,12 @@ class SearchView(_View):
 
 class RetrainView(_View):
 
-    def start(self, winner, cost, recipe, resumed: int) -> None:
+    def start(self, winner, cost, recipe, resumed: int, execution=None) -> None:
         console.print(f"[bold]retrain[/] {winner['_arch'].summary()}: {cost.params:,} params, {human(cost.macs)} MACs, "
-                      f"{recipe.epochs} epochs" + (f"; resuming after epoch {resumed}" if resumed else ""))
+                      f"{recipe.epochs} epochs at batch {recipe.batch_size}"
+                      + (f"; resuming after epoch {resumed}" if resumed else ""))
+        if execution is not None:
+            console.print(f"execution: {execution.describe()}")
         self.table = Table(title_justify="left")
         for col in ("epoch", "train loss", "train acc", "test loss", "test acc", "tta acc", "lr", "s"):
             self.table.add_column(col, justify="right")
@@ -135,5 +140,6 @@ class RetrainView(_View):
             f"params {result['params']:,}   MACs {human(result['macs'])}\n"
             f"test accuracy: final {100 * result['final_test_acc']:.2f}%, best {100 * result['best_test_acc']:.2f}%"
             + (f", final with flip-TTA {100 * tta:.2f}%" if tta is not None else "") + "\n"
-            f"{result['epochs']} epochs in {result['seconds']:.0f}s on {result['device']} ({result['data']})",
+            f"{result['epochs']} epochs in {result['seconds']:.0f}s on {result.get('execution_summary', result['device'])} "
+            f"({result['data']})",
             title="retrained"))

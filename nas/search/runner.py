@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -18,6 +18,7 @@ from .. import __version__
 from ..budget import Budget, estimate
 from ..data import Dataset, channel_stats, check_compatible, holdout, subset
 from ..errors import UserError
+from ..execution import Execution, choose, default_batch_size
 from ..files import write_json
 from ..spaces import Space
 from ..prescreen import Prescreen
@@ -39,6 +40,7 @@ class SearchConfig:
     data_fraction: float = 1.0  # of what is left, used to train the proxy
     data_source: str = "cifar10"
     device: str | None = None
+    execution: Execution | None = None  # None: chosen for `device` (see nas.execution)
     prescreen: float | None = None  # keep only candidates in this top fraction by NASWOT score
     command: str = ""  # the command line that started it, for the report
 
@@ -94,6 +96,10 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     from .nni_adapter import run_strategy
 
     check_compatible(data, space.input_size, space.in_channels, space.num_classes)
+    execution = config.execution or choose(config.device)
+    # the batch size is part of what a resumed search must match: fix it before the identity
+    config = replace(config, execution=execution, recipe=config.recipe.with_(
+        batch_size=config.recipe.batch_size or default_batch_size(execution.device)))
     out = Path(out)
     identity = config.identity(space)
     resumed = prepare_out(out, identity, config.command)
@@ -142,8 +148,8 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         try:
             with torch.random.fork_rng(devices=[]):  # training must not move the strategy's RNG
                 model = arch.build()
-                history = train(model, train_split, val_split, recipe, mean, std, device=config.device,
-                                seed=config.seed + record["trial"])
+                history = train(model, train_split, val_split, recipe, mean, std, execution=execution,
+                                seed=config.seed + record["trial"]).history
             record.update(status="ok", score=history[-1].test_acc, reason=None)
         except KeyboardInterrupt:
             raise

@@ -1,0 +1,140 @@
+"""How a training run executes on this machine: device, precision, memory format, compile, threads.
+
+`choose()` decides by itself for the device it is given, and every field can be forced (the
+command line's --precision, --compile, --threads). What it decides on a CPU, and why:
+
+- threads: the cores this process may really use (its CPU affinity and cgroup quota), never
+  more: two processes each running as many threads as the machine has cores ran 10x slower.
+- channels_last: always. Every block family trained faster in it here (1.3-2.8x in fp32).
+- precision: bf16 autocast where the CPU has native bf16 (AVX512_BF16 or AMX), else fp32. With
+  'auto' the trainer then times a few steps of each on the real network and keeps the faster
+  (depthwise-heavy networks are sometimes faster in fp32): see `nas.train`.
+- compile: torch.compile only where it pays for itself: with 'auto', a run whose eager time is
+  estimated at COMPILE_MIN_SECONDS or more tries it, and keeps it if its steps are faster.
+
+On a GPU: bf16 autocast where supported, channels_last, one thread of Python, compile 'auto'.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import UserError
+
+PRECISIONS = ("auto", "bf16", "fp32")
+COMPILE_MODES = ("auto", "on", "off")
+COMPILE_MIN_SECONDS = 20 * 60  # an eager run shorter than this never tries torch.compile (it costs ~30-60 s)
+CPU_BATCH_SIZE = 256  # small nets train as fast or faster per image at 256 than at 512 on a CPU (cache)
+GPU_BATCH_SIZE = 512
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One decided way to run: what the run header prints and result.json records."""
+
+    device: str = "cpu"
+    precision: str = "fp32"  # bf16 (autocast) | fp32
+    channels_last: bool = True
+    compile: str = "off"  # on | off | auto (decided by timing once the run starts)
+    threads: int = 1  # intra-op threads on the CPU
+    tune_precision: bool = False  # time bf16 against fp32 on the real network and keep the faster
+
+    @property
+    def autocast(self) -> bool:
+        return self.precision == "bf16"
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def describe(self) -> str:
+        parts = [self.device]
+        if self.device == "cpu":
+            parts.append(f"{self.threads} thread{'s' * (self.threads != 1)}")
+        parts.append("bf16 autocast" if self.autocast else "fp32")
+        if self.tune_precision:
+            parts[-1] += " (timed against fp32)"
+        parts.append("channels_last" if self.channels_last else "NCHW")
+        parts.append({"on": "torch.compile", "off": "eager", "auto": "compile if it pays"}[self.compile])
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_(self, **changes) -> "Execution":
+        return Execution(**{**asdict(self), **changes})
+
+    def apply(self) -> None:
+        """Set the process-wide knobs this execution needs (the CPU thread count)."""
+        if self.device == "cpu" and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may use: its affinity mask, capped by a cgroup v2 quota if any."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 arithmetic on this CPU (AVX512_BF16 or AMX): where bf16 autocast is fast."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_batch_size(device: str | None = None) -> int:
+    return GPU_BATCH_SIZE if torch.device(device or default_device()).type == "cuda" else CPU_BATCH_SIZE
+
+
+def check_device(name: str | None) -> None:
+    """Refuse a device name that is not one, or a GPU that is not here (one line)."""
+    if name is None:
+        return
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r} (use cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA GPU is available here")
+
+
+def choose(device: str | None = None, precision: str = "auto", compile: str = "auto",
+           threads: int | None = None) -> Execution:
+    """The execution for `device` (default: a GPU if there is one), forced where an argument says so."""
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
+    if compile not in COMPILE_MODES:
+        raise UserError(f"unknown compile mode {compile!r}; one of {', '.join(COMPILE_MODES)}")
+    if threads is not None and threads < 1:
+        raise UserError(f"threads must be at least 1, not {threads}")
+    check_device(device)
+    dev = torch.device(device or default_device())
+    if dev.type == "cuda":
+        bf16 = torch.cuda.is_bf16_supported()
+        threads = threads or torch.get_num_threads()
+    else:
+        bf16 = cpu_has_bf16()
+        threads = threads or usable_cores()
+    if precision == "bf16" and not bf16:
+        where = "GPU" if dev.type == "cuda" else "CPU (no AVX512_BF16 or AMX)"
+        raise UserError(f"--precision bf16: this {where} has no native bf16; use fp32 or auto")
+    chosen = "bf16" if (precision == "bf16" or (precision == "auto" and bf16)) else "fp32"
+    return Execution(device=str(dev), precision=chosen, channels_last=True, compile=compile, threads=threads,
+                     tune_precision=precision == "auto" and bf16 and dev.type == "cpu")

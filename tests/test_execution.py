@@ -1,0 +1,86 @@
+"""The trainer's choice of execution: bf16 where the CPU has it, fp32 where not, flags override,
+and bf16 trains the same network to nearly the same loss."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nas import execution as ex
+from nas.data import channel_stats
+from nas.errors import UserError
+from nas.spaces import Space, Stage, Stem
+from nas.train import PROXY, train
+from .synthetic import make_dataset
+
+
+def tiny_space():
+    return Space("t", Stem(8), [Stage("mixer", 8, kernel=5), Stage("mbconv", 16, downsample="stride")], num_classes=4)
+
+
+def test_cpu_without_bf16_falls_back_to_fp32(monkeypatch):
+    monkeypatch.setattr(ex, "cpu_has_bf16", lambda: False)
+    chosen = ex.choose("cpu")
+    assert chosen.precision == "fp32" and not chosen.tune_precision and chosen.channels_last
+    with pytest.raises(UserError, match="no native bf16"):
+        ex.choose("cpu", precision="bf16")
+    # and training runs in fp32 end to end
+    data = make_dataset(64, 16)
+    mean, std = channel_stats(data.train)
+    result = train(tiny_space().build({}), data.train, data.test, PROXY.with_(epochs=1, batch_size=32), mean, std,
+                   execution=chosen)
+    assert result.execution.precision == "fp32" and result.execution.compile == "off"
+
+
+def test_cpu_with_bf16_times_it_against_fp32(monkeypatch):
+    monkeypatch.setattr(ex, "cpu_has_bf16", lambda: True)
+    chosen = ex.choose("cpu")
+    assert chosen.precision == "bf16" and chosen.tune_precision
+    assert "timed against fp32" in chosen.describe()
+    data = make_dataset(64, 16)
+    mean, std = channel_stats(data.train)
+    result = train(tiny_space().build({}), data.train, data.test, PROXY.with_(epochs=1, batch_size=32), mean, std,
+                   execution=chosen)
+    assert result.execution.precision in ("bf16", "fp32") and not result.execution.tune_precision
+    # a short run never compiles under 'auto'
+    assert result.execution.compile == "off"
+
+
+def test_flags_override_the_choice(monkeypatch):
+    monkeypatch.setattr(ex, "cpu_has_bf16", lambda: True)
+    chosen = ex.choose("cpu", precision="fp32", compile="off", threads=1)
+    assert (chosen.precision, chosen.compile, chosen.threads, chosen.tune_precision) == ("fp32", "off", 1, False)
+    with pytest.raises(UserError):
+        ex.choose("cpu", precision="fp16")
+    with pytest.raises(UserError):
+        ex.choose("tpu")
+
+
+def test_threads_never_exceed_the_usable_cores():
+    assert 1 <= ex.choose("cpu").threads == ex.usable_cores()
+
+
+@pytest.mark.skipif(not ex.cpu_has_bf16(), reason="this CPU has no native bf16")
+def test_bf16_loss_is_close_to_fp32_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = tiny_space().build({}).to(memory_format=torch.channels_last).eval()
+    x = torch.randn(32, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 4, (32,))
+    with torch.no_grad():
+        fp32 = F.cross_entropy(model(x), y).item()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = F.cross_entropy(model(x).float(), y).item()
+    assert abs(bf16 - fp32) < 0.02 * max(1.0, abs(fp32))
+
+
+def test_bf16_training_stays_close_to_fp32(monkeypatch):
+    """Same data, seed and network: two epochs in bf16 and in fp32 end at nearly the same loss."""
+    if not ex.cpu_has_bf16():
+        pytest.skip("this CPU has no native bf16")
+    data = make_dataset(128, 16)
+    mean, std = channel_stats(data.train)
+    losses = {}
+    for precision in ("bf16", "fp32"):
+        torch.manual_seed(0)
+        run = train(tiny_space().build({}), data.train, data.test, PROXY.with_(epochs=2, batch_size=32), mean, std,
+                    execution=ex.choose("cpu", precision=precision, compile="off"))
+        losses[precision] = run.history[-1].train_loss
+    assert abs(losses["bf16"] - losses["fp32"]) < 0.05 * losses["fp32"]
