@@ -1,8 +1,10 @@
-"""(b) Our trainer on airbench94's network (as a nas candidate) beside airbench94's own result.
+"""Our trainer on airbench94's network (as a nas candidate) for 10 epochs: seconds per epoch and
+test accuracy, beside what airbench94's own code does.
 
-Same epochs and batch size as airbench94. airbench's row is what the issue reports for it on the
-H100 with the offline copy; ours is measured here. The first run includes warm-up, so the
-trainer is timed over --repeats runs and the median taken."""
+airbench94's rows are what the speed issue measured for its own code on the offline copy: on an
+H100, 90.66% after 10 epochs; moved to this 2-core CPU in fp32, 158 s per 50k-image epoch (66.1%
+after one epoch). Ours is measured here with the execution the trainer picks for the machine.
+An epoch's seconds include the per-epoch evaluation of the 10,000 test images (plain and flip-TTA)."""
 import statistics
 import time
 
@@ -11,43 +13,49 @@ from common import parser, publish, sync, table
 from airbench94 import space
 from nas.budget import estimate
 from nas.data import Augment, channel_stats, load
-from nas.train import Recipe, train
+from nas.train import FULL, train
 
-# airbench94 on the H100 with the offline copy, as the speed issue reports it
-AIRBENCH = {"accuracy": 0.907, "seconds": 2.5, "params": 1_970_000, "epochs": 10, "batch_size": 1024}
+AIRBENCH = {"gpu_accuracy": 0.9066, "cpu_epoch_seconds": 158.0, "cpu_one_epoch_accuracy": 0.661, "epochs": 10}
 
 
 def main():
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--lr", type=float, default=0.4)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the trainer's choice for the device")
+    p.add_argument("--lr", type=float, default=0.2, help="peak lr at batch 512, scaled with the batch size")
+    p.add_argument("--repeats", type=int, default=1)
     args = p.parse_args()
     data = load(args.data)
     mean, std = channel_stats(data.train)
     arch = space.resolve({})
-    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, label_smoothing=0.2, warmup=0.2,
-                    weight_decay=5e-4, augment=Augment(flip=True, translate=2, cutout=0), tta=True)
+    recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, label_smoothing=0.2, warmup=0.1,
+                        augment=Augment(flip=True, translate=2, cutout=0))
     runs = []
     for i in range(args.repeats):
         model = arch.build()
         sync(args.device)
         start = time.perf_counter()
-        history = train(model, data.train, data.test, recipe, mean, std, device=args.device, seed=args.seed + i).history
+        result = train(model, data.train, data.test, recipe, mean, std, device=args.device, seed=args.seed + i,
+                       on_epoch=lambda s: print(s, flush=True))
         sync(args.device)
-        runs.append((time.perf_counter() - start, history[-1]))
+        runs.append((time.perf_counter() - start, result))
     seconds = statistics.median(r[0] for r in runs)
-    acc = statistics.median(r[1].test_acc_tta for r in runs)
-    rows = [["airbench94 (reported)", f"{AIRBENCH['params']:,}", AIRBENCH["epochs"], AIRBENCH["batch_size"],
-             f"{100 * AIRBENCH['accuracy']:.2f}%", f"{AIRBENCH['seconds']:.2f}"],
-            ["nas trainer, same net", f"{estimate(arch).params:,}", args.epochs, args.batch_size, f"{100 * acc:.2f}%",
-             f"{seconds:.2f}"]]
-    note = (f"\nTime ratio {seconds / AIRBENCH['seconds']:.2f}x (target <= 1.3x); accuracy gap "
-            f"{100 * (AIRBENCH['accuracy'] - acc):+.2f} points (target <= 0.5). Accuracy with flip-TTA; time includes "
-            f"per-epoch evaluation. Each run: {', '.join(f'{s:.2f}s' for s, _ in runs)}.")
-    publish("Trainer against airbench94", table(["trainer", "params", "epochs", "batch", "test acc", "seconds"], rows)
-            + note, args.docs)
+    last = [r[1].history[-1] for r in runs]
+    epoch_seconds = statistics.median(statistics.median(h.seconds for h in r[1].history) for r in runs)
+    acc, tta = statistics.median(h.test_acc for h in last), statistics.median(h.test_acc_tta for h in last)
+    first = statistics.median(r[1].history[0].test_acc for r in runs)
+    result = runs[0][1]
+    rows = [["airbench94's own code (CPU, fp32; GPU for accuracy)", "1,972,826", AIRBENCH["epochs"],
+             f"{AIRBENCH['cpu_epoch_seconds']:.0f}", f"{100 * AIRBENCH['cpu_one_epoch_accuracy']:.1f}%",
+             f"{100 * AIRBENCH['gpu_accuracy']:.2f}% (H100)", "-"],
+            ["nas trainer, same network", f"{estimate(arch).params:,}", args.epochs, f"{epoch_seconds:.0f}",
+             f"{100 * first:.1f}%", f"{100 * acc:.2f}%", f"{100 * tta:.2f}%"]]
+    note = (f"\nnas: {result.execution.describe()}, batch {result.batch_size}; {seconds:.0f} s in all. Targets: an "
+            f"epoch in at most {AIRBENCH['cpu_epoch_seconds']:.0f} s and at least 90% test accuracy after 10 epochs "
+            f"(final epoch, no TTA).")
+    publish("Trainer against airbench94 on the CPU", table(
+        ["trainer", "params", "epochs", "s/epoch", "acc after epoch 1", "final test acc", "with flip-TTA"], rows)
+        + note, args.docs)
 
 
 if __name__ == "__main__":

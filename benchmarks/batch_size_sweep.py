@@ -1,6 +1,5 @@
 """(c) Epoch time of a tiny (<= 50k params) candidate at batch sizes 256 to 2048."""
 import random
-import time
 
 from common import parser, publish, sync, table
 

@@ -63,7 +63,7 @@ def plain_epoch(arch, train_split: Split, eval_split: Split, mean, std, seed: in
             opt.step()
         model.eval()
         with torch.no_grad():
-            correct = sum((model(x_eval[i:i + 1000]).argmax(1) == y_eval[i:i + 1000]).sum().item()
+            sum((model(x_eval[i:i + 1000]).argmax(1) == y_eval[i:i + 1000]).sum().item()
                           for i in range(0, len(y_eval), 1000))
         seconds = time.perf_counter() - start
     return seconds
@@ -73,8 +73,8 @@ def nas_epoch(arch, train_split, eval_split, mean, std, seed: int):
     """(seconds of the second epoch of a real FULL-recipe run, the execution it chose)."""
     torch.manual_seed(seed)
     model = arch.build()
-    history = train(model, train_split, eval_split, FULL.with_(epochs=2), mean, std, device="cpu", seed=seed)
-    return history[-1].seconds, getattr(history[-1], "execution", "")
+    result = train(model, train_split, eval_split, FULL.with_(epochs=2), mean, std, device="cpu", seed=seed)
+    return result.history[-1].seconds, f"{result.execution.describe()}, batch {result.batch_size}"
 
 
 def conv_gflops(dtype) -> float:

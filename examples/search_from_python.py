@@ -7,7 +7,8 @@ import argparse
 
 from nas.budget import Budget, estimate
 from nas.data import load
-from nas.retrain import load_winner, run_retrain
+from nas.records import load_winner
+from nas.retrain import run_retrain
 from nas.search import SearchConfig, run_search
 from nas.spaces import Head, Space, Stage, Stem, choice, irange
 from nas.survey import survey

@@ -12,7 +12,6 @@ What is counted
 """
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -82,8 +81,8 @@ def _inverted(cin, cout, stride, size, kernel=3, expansion=4, act=None):
 def _mixer(cin, cout, stride, size, kernel=5, expansion=2, act=None, layer_scale=0.1):
     cost = ZERO
     if stride != 1 or cin != cout:
-        reshape, size = conv(cin, cout, stride, stride, size)
-        cost += reshape
+        project, size = conv(cin, cout, stride, stride, size)
+        cost += project
     kernels = mix_kernels(kernel)
     for c, k in zip(split_channels(cout, len(kernels)), kernels):
         cost += conv(c, c, k, 1, size, groups=c, bn=False)[0]

@@ -33,6 +33,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _open_fraction(text: str) -> float:
+    value = _positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1), not {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = _positive_float(text)
     if value > 1:
@@ -56,6 +63,13 @@ def _execution(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every default and its help text come from where the setting lives (SearchConfig, the recipes)."""
+    from dataclasses import fields
+
+    from .search.runner import SearchConfig
+    from .train import FULL, PROXY
+
+    search_default = {f.name: f.default for f in fields(SearchConfig)}
     parser = _Parser(prog="nas", description="Budget-aware neural architecture search for PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -64,13 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", help="max trainable parameters (50000, 50k, 5M) or a budget file budgets/NAME.toml")
     s.add_argument("--macs", help="max multiply-accumulates per image (20M)")
     s.add_argument("--dry-run", action="store_true", help="count what fits the budget; train nothing")
-    s.add_argument("--strategy", default="evolution", help="random, grid, evolution, tpe or rl (NNI's)")
-    s.add_argument("--trials", type=_positive_int, default=30, help="candidates to train (default 30)")
-    s.add_argument("--proxy-epochs", type=_positive_int, help="epochs of the proxy training (default 8)")
+    s.add_argument("--strategy", default=search_default["strategy"],
+                   help=f"random, grid, evolution, tpe or rl (NNI's; default {search_default['strategy']})")
+    s.add_argument("--trials", type=_positive_int, default=search_default["trials"],
+                   help=f"candidates to train (default {search_default['trials']})")
+    s.add_argument("--proxy-epochs", type=_positive_int, help=f"epochs of the proxy training (default {PROXY.epochs})")
     s.add_argument("--batch-size", type=_positive_int, help="proxy batch size (default 256 on a CPU, 512 on a GPU)")
     s.add_argument("--trial-timeout", type=_positive_float, help="seconds a trial may train before it fails")
-    s.add_argument("--val-fraction", type=_fraction, default=0.1, help="of the training split, held out to score")
-    s.add_argument("--data-fraction", type=_fraction, default=1.0, help="of the rest, used to train the proxy")
+    s.add_argument("--val-fraction", type=_open_fraction, default=search_default["val_fraction"],
+                   help=f"of the training split, held out to score (default {search_default['val_fraction']})")
+    s.add_argument("--data-fraction", type=_fraction, default=search_default["data_fraction"],
+                   help=f"of the rest, used to train the proxy (default {search_default['data_fraction']})")
     s.add_argument("--prescreen", type=_fraction, help="train only the top fraction of candidates by a "
                    "training-free NASWOT score (e.g. 0.5)")
     s.add_argument("--data", default="cifar10", help="cifar10, a .npz file, or an ImageFolder directory")
@@ -80,10 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("retrain", help="train a search's winner fully and freeze it as code")
     r.add_argument("winner", help="winner.json written by nas search")
-    r.add_argument("--epochs", type=_positive_int, help="epochs (default 100)")
+    r.add_argument("--epochs", type=_positive_int, help=f"epochs (default {FULL.epochs})")
     r.add_argument("--batch-size", type=_positive_int, help="batch size (default 256 on a CPU, 512 on a GPU)")
     r.add_argument("--lr", type=_positive_float, help="peak learning rate at batch 512, scaled linearly with the "
-                   "batch size (default 0.2)")
+                   f"batch size (default {FULL.lr})")
     r.add_argument("--data", help="as for search (default: the winner's)")
     r.add_argument("--out", help="output directory (default: retrain/ beside winner.json)")
     _add_execution_flags(r)
@@ -146,7 +164,8 @@ def cmd_retrain(args) -> int:
 
     from .data import load
     from .report.live import RetrainView
-    from .retrain import load_winner, run_retrain
+    from .records import load_winner
+    from .retrain import run_retrain
     from .train import FULL
 
     execution = _execution(args)
@@ -171,8 +190,8 @@ def _keep_caches_together() -> None:
 
 def cmd_show(args) -> int:
     from .budget import Budget, parse_budget
+    from .records import load_winner
     from .report.show import print_architecture
-    from .retrain import load_winner
 
     winner = load_winner(args.winner, check_space=False)
     if args.budget or args.macs:

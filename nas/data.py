@@ -83,6 +83,9 @@ def _check_split(name: str, x, y, classes: int | None = None) -> Split:
 
 
 def _from_arrays(x_train, y_train, x_test, y_test, classes, source) -> Dataset:
+    for name, y in (("train", y_train), ("test", y_test)):
+        if np.size(y) == 0:
+            raise DataError(f"{source}: the {name} split is empty")
     if classes is None:
         classes = [str(c) for c in range(int(max(np.max(y_train), np.max(y_test))) + 1)]
     train = _check_split("train", x_train, y_train, len(classes))
@@ -157,9 +160,11 @@ def check_compatible(data: Dataset, input_size: int, in_channels: int, num_class
 def holdout(split: Split, fraction: float, seed: int = 0) -> tuple[Split, Split]:
     """Split a training set into (train, validation): the search never looks at the test set."""
     if not 0 < fraction < 1:
-        raise ValueError("the validation fraction must lie in (0, 1)")
+        raise DataError(f"the validation fraction must lie in (0, 1), not {fraction}")
     order = np.random.default_rng(seed).permutation(len(split))
     n_val = max(1, int(round(fraction * len(split))))
+    if n_val >= len(split):
+        raise DataError(f"holding out {fraction:g} of {len(split)} training images leaves none to train on")
     val, train = order[:n_val], order[n_val:]
     return Split(split.x[train], split.y[train]), Split(split.x[val], split.y[val])
 

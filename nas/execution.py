@@ -8,7 +8,10 @@ command line's --precision, --compile, --threads). What it decides on a CPU, and
 - channels_last: always. Every block family trained faster in it here (1.3-2.8x in fp32).
 - precision: bf16 autocast where the CPU has native bf16 (AVX512_BF16 or AMX), else fp32. With
   'auto' the trainer then times a few steps of each on the real network and keeps the faster
-  (depthwise-heavy networks are sometimes faster in fp32): see `nas.train`.
+  (depthwise-heavy networks are sometimes faster in fp32): see `nas.train`. The decision is
+  remembered per network, batch size, thread count and machine in the cache directory
+  (`DecisionCache`), so the same run on the same machine makes it the same way, and gives the
+  same scores.
 - compile: torch.compile only where it pays for itself: with 'auto', a run whose eager time is
   estimated at COMPILE_MIN_SECONDS or more tries it, and keeps it if its steps are faster.
 
@@ -16,13 +19,17 @@ On a GPU: bf16 autocast where supported, channels_last, one thread of Python, co
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from .errors import UserError
+from .files import write_json
 
 PRECISIONS = ("auto", "bf16", "fp32")
 COMPILE_MODES = ("auto", "on", "off")
@@ -71,6 +78,48 @@ class Execution:
         """Set the process-wide knobs this execution needs (the CPU thread count)."""
         if self.device == "cpu" and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
+
+
+class DecisionCache:
+    """Choices made by timing, remembered (in memory and in `decisions.json` in nas's cache
+    directory) by a key naming the network and the machine: timing noise must not make one run
+    train in bf16 and the next in fp32. A cache that cannot be written stays in memory."""
+
+    _memory: dict[str, str] = {}
+
+    def __init__(self, directory: str | Path | None = None):
+        self.path = Path(directory or os.environ.get("NAS_DATA_CACHE", Path.home() / ".cache" / "nas")) / "decisions.json"
+
+    @staticmethod
+    def key(*parts) -> str:
+        text = "|".join(map(str, (*parts, torch.__version__, _cpu_name())))
+        return hashlib.sha1(text.encode()).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        if key not in self._memory and self.path.is_file():
+            try:
+                self._memory.update(json.loads(self.path.read_text()))
+            except (OSError, ValueError):
+                pass
+        return self._memory.get(key)
+
+    def put(self, key: str, value: str) -> None:
+        self._memory[key] = value
+        try:
+            stored = json.loads(self.path.read_text()) if self.path.is_file() else {}
+            write_json(self.path, {**stored, key: value})
+        except (OSError, ValueError):
+            pass
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def usable_cores() -> int:

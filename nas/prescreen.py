@@ -61,7 +61,10 @@ class Prescreen:
             if budget.fits(estimate(space.resolve(candidate))):
                 reference.append(self.score(candidate))
         reference.sort()
-        self.threshold = reference[min(len(reference) - 1, int((1 - keep) * len(reference)))] if reference else 0.0
+        if keep >= 1 or not reference:  # keeping everything screens nothing out
+            self.threshold = float("-inf")
+        else:
+            self.threshold = reference[min(len(reference) - 1, int((1 - keep) * len(reference)))]
 
     def score(self, candidate: dict) -> float:
         key = candidate_key(candidate)

@@ -5,82 +5,20 @@ model.py + model.pkl + evaluate.py, loss.png + error.png, result.json.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import time
-from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
 
-from . import __version__
 from .budget import estimate
 from .data import Dataset, channel_stats, check_compatible
 from .errors import UserError
-from .execution import Execution, choose
+from .execution import Execution, choose, default_batch_size
 from .export import freeze
-from .files import save_torch, write_json, write_text
-from .search.runner import WINNER_FORMAT
-from .spaces import Architecture, load_space
-from .execution import default_batch_size
-from .train import FULL, EpochStats, Recipe, train
-
-WINNER_FIELDS = ("format", "space", "candidate", "architecture", "params", "macs")
-
-
-def load_winner(path: str | Path, check_space: bool = True) -> dict:
-    """Read and check winner.json; the space file it names must be unchanged."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"winner file not found: {path}")
-    try:
-        winner = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not JSON: {e}") from None
-    if not isinstance(winner, dict):
-        raise UserError(f"{path} is not a winner file (a JSON object)")
-    missing = [f for f in WINNER_FIELDS if f not in winner]
-    if missing:
-        raise UserError(f"{path} lacks {', '.join(missing)}: not a winner file written by nas search")
-    if winner["format"] != WINNER_FORMAT:
-        raise UserError(f"{path} has format {winner['format']!r}; this nas {__version__} reads format {WINNER_FORMAT}")
-    try:
-        arch = Architecture.from_dict(winner["architecture"])
-    except TypeError as e:
-        raise UserError(f"{path}: bad architecture: {e}") from None
-    if check_space:
-        space_file = Path(winner["space"]["path"])
-        if not space_file.is_absolute() and not space_file.exists():
-            space_file = path.parent / space_file
-        space = load_space(space_file)
-        if space.fingerprint() != winner["space"]["fingerprint"]:
-            raise UserError(f"space file {winner['space']['path']} has changed since this winner was found")
-        try:
-            space.validate(winner["candidate"])
-        except ValueError as e:
-            raise UserError(f"{path}: {e}") from None
-        if space.resolve(winner["candidate"]) != arch:
-            raise UserError(f"{path}: its candidate no longer gives its architecture")
-    winner["_arch"] = arch
-    return winner
-
-
-def _write_metrics(path: Path, history: list[EpochStats]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    names = [f.name for f in fields(EpochStats)]
-    writer.writerow(names)
-    for h in history:
-        writer.writerow(["" if getattr(h, n) is None else round(getattr(h, n), 6) for n in names])
-    write_text(path, buffer.getvalue())
-
-
-def read_metrics(path: Path) -> list[EpochStats]:
-    rows = list(csv.DictReader(path.open()))
-    casts = {f.name: (int if f.name == "epoch" else float) for f in fields(EpochStats)}
-    return [EpochStats(**{k: (None if v == "" else casts[k](v)) for k, v in row.items()}) for row in rows]
-
+from .files import save_torch, write_json
+from .records import WINNER_FORMAT, EpochStats, read_metrics, write_metrics
+from .spaces import Architecture
+from .train import FULL, Recipe, train
 
 def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = FULL, seed: int = 0,
                 device=None, view=None, command: str = "", execution: Execution | None = None) -> dict:
@@ -112,7 +50,7 @@ def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = F
 
     def on_epoch(stats: EpochStats):
         history.append(stats)
-        _write_metrics(metrics_path, history)
+        write_metrics(metrics_path, history)
         if view is not None:
             view.epoch(stats)
 

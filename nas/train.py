@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
+from . import kernels
 from .data import Augment, Loader, Split
-from .execution import COMPILE_MIN_SECONDS, Execution, choose, default_batch_size
+from .records import EpochStats
+from .execution import COMPILE_MIN_SECONDS, DecisionCache, Execution, choose, default_batch_size
 
 
 @dataclass(frozen=True)
@@ -46,18 +48,6 @@ COMPILE_WARMUP_STEPS = 3  # steps a compiled network takes to compile before its
 PROXY = Recipe(epochs=8, lr=0.2, label_smoothing=0.1, warmup=0.1,
                augment=Augment(flip=True, translate=2, cutout=0), tta=False, eval_each_epoch=False)
 FULL = Recipe()
-
-
-@dataclass
-class EpochStats:
-    epoch: int
-    train_loss: float
-    train_acc: float
-    test_loss: float | None  # None where the recipe skipped this epoch's evaluation
-    test_acc: float | None
-    test_acc_tta: float | None
-    lr: float
-    seconds: float
 
 
 @dataclass
@@ -139,13 +129,20 @@ def _timed_steps(net, optimizer, x, y, recipe, autocast, device_type, steps: int
 
 def tune(model, x, y, recipe: Recipe, execution: Execution, steps: int = 3) -> tuple[Execution, float]:
     """Decide bf16 or fp32 by timing training steps of a copy of `model` in each (the model itself
-    is not touched); return the execution and the chosen step's seconds."""
+    is not touched), or take the decision made before for this network on this machine; return the
+    execution and the chosen precision's seconds per step."""
     device_type = execution.device.split(":")[0]
     trial = copy.deepcopy(model)
     optimizer = torch.optim.SGD(trial.parameters(), lr=0.0)
-    seconds = {p: _timed_steps(trial, optimizer, x, y, recipe, p == "bf16", device_type, steps)
-               for p in (("bf16", "fp32") if execution.tune_precision else (execution.precision,))}
+    cache = DecisionCache()
+    key = cache.key("precision", repr(model), len(y), execution.threads, execution.device)
+    known = cache.get(key) if execution.tune_precision else execution.precision
+    if known is not None:
+        return (execution.with_(precision=known, tune_precision=False),
+                _timed_steps(trial, optimizer, x, y, recipe, known == "bf16", device_type, 1))
+    seconds = {p: _timed_steps(trial, optimizer, x, y, recipe, p == "bf16", device_type, steps) for p in ("bf16", "fp32")}
     best = min(seconds, key=seconds.get)
+    cache.put(key, best)
     return execution.with_(precision=best, tune_precision=False), seconds[best]
 
 
@@ -178,14 +175,23 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
     total = recipe.epochs * steps_per_epoch
     step = start_epoch * steps_per_epoch
     net, compile_check = model, None
+    if execution.device == "cpu" and (execution.autocast or execution.tune_precision):
+        kernels.accelerate(model)  # a faster depthwise weight gradient in bf16 (nas/kernels.py)
     if execution.tune_precision or execution.compile == "auto":
         x0, y0 = next(iter(Loader(train_split, mean, std, batch_size, device, channels_last=execution.channels_last)))
         execution, step_seconds = tune(model, x0, y0, recipe, execution)
         if execution.compile == "auto":
-            if step_seconds * (total - step) >= COMPILE_MIN_SECONDS:
-                compile_check = step_seconds  # compile, then keep it only if its steps are faster
-            else:
+            compile_key = DecisionCache.key("compile", repr(model), batch_size, execution.threads, execution.device,
+                                            execution.precision)
+            known = DecisionCache().get(compile_key)
+            if step_seconds * (total - step) < COMPILE_MIN_SECONDS:
                 execution = execution.with_(compile="off")
+            elif known is not None:
+                execution = execution.with_(compile=known)
+            else:
+                compile_check = step_seconds  # compile, then keep it only if its steps are faster
+    if not execution.autocast:
+        kernels.restore(model)
     if execution.compile in ("on", "auto"):
         net = torch.compile(model)
     history, started, timed = [], time.perf_counter(), []
@@ -207,6 +213,7 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
                     raise
                 net, compile_check = model, None  # torch.compile failed on this network: stay eager
                 execution = execution.with_(compile="off")
+                DecisionCache().put(compile_key, "off")
                 loss, logits = _step(net, optimizer, x, y, recipe, execution.autocast, device_type)
             if compile_check is not None:
                 timed.append(time.perf_counter() - t_step)
@@ -215,6 +222,7 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
                     keep = compiled < 0.9 * compile_check
                     net = net if keep else model
                     execution = execution.with_(compile="on" if keep else "off")
+                    DecisionCache().put(compile_key, execution.compile)
                     compile_check = None
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
@@ -239,4 +247,5 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
             on_checkpoint(epoch + 1, model, optimizer)
     if execution.compile == "auto":  # the run ended before the check did
         execution = execution.with_(compile="on")
+    kernels.restore(model)
     return TrainResult(history, execution, batch_size)

@@ -84,3 +84,31 @@ def test_bf16_training_stays_close_to_fp32(monkeypatch):
                     execution=ex.choose("cpu", precision=precision, compile="off"))
         losses[precision] = run.history[-1].train_loss
     assert abs(losses["bf16"] - losses["fp32"]) < 0.05 * losses["fp32"]
+
+
+def test_a_timed_decision_is_remembered_for_the_same_network(monkeypatch, tmp_path):
+    """Timing noise must not change what the next identical run does (and so its scores)."""
+    monkeypatch.setenv("NAS_DATA_CACHE", str(tmp_path))
+    monkeypatch.setattr(ex, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(ex.DecisionCache, "_memory", {})
+    import nas.train as train_module
+    calls = []
+    real = train_module._timed_steps
+
+    def spy(net, optimizer, x, y, recipe, autocast, device_type, steps):
+        calls.append(autocast)
+        return {True: 2.0, False: 1.0}[autocast] if steps > 1 else real(net, optimizer, x, y, recipe, autocast,
+                                                                          device_type, steps)
+
+    monkeypatch.setattr(train_module, "_timed_steps", spy)
+    data = make_dataset(64, 16)
+    mean, std = channel_stats(data.train)
+    first = train(tiny_space().build({}), data.train, data.test, PROXY.with_(epochs=1, batch_size=32), mean, std,
+                  execution=ex.choose("cpu"))
+    assert first.execution.precision == "fp32" and sorted(calls) == [False, True]  # both timed, fp32 faster here
+    assert (tmp_path / "decisions.json").is_file()
+    monkeypatch.setattr(ex.DecisionCache, "_memory", {})  # a new process: read back from the file
+    calls.clear()
+    second = train(tiny_space().build({}), data.train, data.test, PROXY.with_(epochs=1, batch_size=32), mean, std,
+                   execution=ex.choose("cpu"))
+    assert second.execution.precision == "fp32" and calls == [False]  # not timed again

@@ -1,4 +1,3 @@
-import json
 import subprocess
 import sys
 
@@ -6,7 +5,8 @@ import pytest
 import torch
 
 from nas.budget import Budget
-from nas.retrain import load_winner, run_retrain
+from nas.records import load_winner
+from nas.retrain import run_retrain
 from nas.search import SearchConfig, run_search
 from nas.spaces import load_space
 from nas.train import FULL, PROXY

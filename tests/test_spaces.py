@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nas.budget import Budget, estimate
-from nas.spaces import Architecture, Head, Space, Stage, Stem, builtin, choice, irange
+from nas.spaces import Architecture, Space, Stage, Stem, builtin, choice, irange
 from nas.spaces.gated import GatedKConvBlock
 
 SPACES = ["tiny", "gated", "resnet"]
@@ -129,7 +129,7 @@ def test_gated_block_residual_adds_the_shortcut():
     res.load_state_dict(plain.state_dict())
     x = torch.randn(2, 8, 6, 6)
     with torch.no_grad():
-        a = plain.weights(x)
+        a = plain.gate(x)
         y = plain.convs(x).view(2, 3, 8, 6, 6)
         pre = plain.bn(torch.einsum("nk,nkchw->nchw", a, y))
         assert torch.allclose(res(x), torch.relu(pre + x), atol=1e-6)

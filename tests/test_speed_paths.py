@@ -9,7 +9,7 @@ from nas.budget import Budget, count_params, estimate, fvcore_macs, ptflops_macs
 from nas.prescreen import naswot
 from nas.search import SearchConfig, run_search
 from nas.spaces import Space, Stage, Stem, choice, load_space
-from nas.train import PROXY, train
+from nas.train import PROXY
 from nas.data import channel_stats
 
 from .conftest import ROOT

@@ -6,7 +6,6 @@ format is one small renderer of that list."""
 from __future__ import annotations
 
 import base64
-import csv
 import datetime
 import html
 import json
@@ -172,7 +171,7 @@ def _space_blocks(ident: dict, budget: Budget) -> list[Block]:
 
 
 def _retrain_blocks(folder: Path, result: dict, images: Path) -> list[Block]:
-    from ..retrain import read_metrics
+    from ..records import read_metrics
 
     history = read_metrics(folder / "metrics.csv")
     plots.plot_curves(history, images)

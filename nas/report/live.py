@@ -28,7 +28,7 @@ def leaderboard(records: list[dict], budget, limit: int = 10, title: str = "lead
                       f"{100 * r['score']:.2f}%", f"{r['seconds']:.1f}", r["summary"])
     for r in failed:
         table.add_row("x", str(r["trial"]), f"{r['params']:,}", human(r["macs"]), _use(r, budget),
-                      f"[red]failed[/]", f"{r['seconds']:.1f}", f"[red]{r['reason']}[/]")
+                      "[red]failed[/]", f"{r['seconds']:.1f}", f"[red]{r['reason']}[/]")
     return table
 
 

@@ -107,7 +107,7 @@ def plot_best_so_far(records: list[dict], path: Path) -> None:
     _save(fig, path)
 
 
-FAMILY_COLOURS = {"conv": "#8da0cb", "residual": "#66c2a5", "dwsep": "#fc8d62", "mbconv": "#e78ac3",
+FAMILY_COLOURS = {"convpool": "#e5c494", "conv": "#8da0cb", "residual": "#66c2a5", "dwsep": "#fc8d62", "mbconv": "#e78ac3",
                   "mixer": "#a6d854", "gated": "#ffd92f", "maxpool": "#d9d9d9", "avgpool": "#d9d9d9"}
 
 

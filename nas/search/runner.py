@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -20,12 +20,20 @@ from ..data import Dataset, channel_stats, check_compatible, holdout, subset
 from ..errors import UserError
 from ..execution import Execution, choose, default_batch_size
 from ..files import write_json
+from ..records import WINNER_FORMAT, TrialRecord, TrialStatus
 from ..spaces import Space
 from ..prescreen import Prescreen
 from ..train import PROXY, Diverged, Recipe, train
 from .trials import TrialLog
 
-WINNER_FORMAT = 1
+
+
+STALE_PER_TRIAL, STALE_MIN = 50, 1000  # a search stops after this many useless proposals in a row
+
+
+def population_size(trials: int) -> int:
+    """Regularized evolution's population (and RL's batch): a third of the trials, 4 to 20."""
+    return max(4, min(20, trials // 3))
 
 
 @dataclass
@@ -69,6 +77,33 @@ def _describe_failure(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def run_trial(number: int, candidate: dict, arch, train_split, val_split, recipe: Recipe, mean, std,
+              execution: Execution, seed: int, naswot: float | None = None) -> TrialRecord:
+    """Train one candidate by the proxy recipe and score it on the validation split. Its failure
+    (an exception, out of memory, divergence, a timeout) is recorded, never raised."""
+    cost = estimate(arch)
+    t0 = time.perf_counter()
+    try:
+        with torch.random.fork_rng(devices=[]):  # training must not move the strategy's RNG
+            torch.manual_seed(seed)  # before build: the seed decides the initial weights
+            model = arch.build()
+            history = train(model, train_split, val_split, recipe, mean, std, execution=execution, seed=seed).history
+        status, score, reason = TrialStatus.OK, history[-1].test_acc, None
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # the candidate's failure, not the search's
+        status, score, reason = TrialStatus.FAILED, None, _describe_failure(e)
+    model = None
+    if status == TrialStatus.FAILED:
+        # free what the failed trial held (its traceback is gone now) before the next one;
+        # a full collection costs ~0.3 s, so only after a failure
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return TrialRecord(number, candidate, arch.summary(), cost.params, cost.macs, status, score, reason,
+                       round(time.perf_counter() - t0, 3), naswot)
+
+
 def prepare_out(out: Path, identity: dict, command: str = "") -> bool:
     """Create or check the run directory; True when it resumes an earlier run."""
     import json
@@ -100,15 +135,16 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     # the batch size is part of what a resumed search must match: fix it before the identity
     config = replace(config, execution=execution, recipe=config.recipe.with_(
         batch_size=config.recipe.batch_size or default_batch_size(execution.device)))
-    out = Path(out)
-    identity = config.identity(space)
-    resumed = prepare_out(out, identity, config.command)
-    log = TrialLog(out / "trials.jsonl")
+    # every setting is checked (the splits included) before anything is written
     mean, std = channel_stats(data.train)
     train_split, val_split = holdout(data.train, config.val_fraction, seed=config.seed)
     train_split = subset(train_split, config.data_fraction, seed=config.seed)
+    out = Path(out)
+    identity = config.identity(space)
+    prepare_out(out, identity, config.command)
+    log = TrialLog(out / "trials.jsonl", repair=True)
     budget, recipe = config.budget, config.recipe
-    state = {"stale": 0}
+    stale = 0  # proposals in a row that were already tried or over budget
     if view is not None:
         view.start(config, space, resumed=len(log))
 
@@ -117,7 +153,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
 
     def keep_going() -> bool:
         # stop at the trial count, or when the strategy keeps proposing what it already tried
-        return finished() < config.trials and state["stale"] < 50 * config.trials + 1000
+        return finished() < config.trials and stale < STALE_PER_TRIAL * config.trials + STALE_MIN
 
     screen = Prescreen(space, budget, train_split, mean, std, config.prescreen, config.seed) if config.prescreen else None
 
@@ -127,50 +163,31 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         return screen is None or screen.keeps(candidate)
 
     def objective(candidate: dict) -> float:
+        nonlocal stale
         previous = log.get(candidate)
         if previous is not None:  # replay on resume, or a strategy repeating itself
-            state["stale"] += 1
-            return previous["score"] if previous["status"] == "ok" else 0.0
+            stale += 1
+            return previous["score"] if previous["status"] == TrialStatus.OK else 0.0
         if not feasible(candidate):
-            state["stale"] += 1
+            stale += 1
             return 0.0
-        state["stale"] = 0
+        stale = 0
         arch = space.resolve(candidate)
         cost = estimate(arch)
-        record = {"trial": finished() + 1, "candidate": candidate, "summary": arch.summary(),
-                  "params": cost.params, "macs": cost.macs}
-        if screen is not None:
-            record["naswot"] = screen.score(candidate)
+        number = finished() + 1
         if view is not None:
-            view.trial_started(record)
-        t0 = time.perf_counter()
-        model = None
-        try:
-            with torch.random.fork_rng(devices=[]):  # training must not move the strategy's RNG
-                model = arch.build()
-                history = train(model, train_split, val_split, recipe, mean, std, execution=execution,
-                                seed=config.seed + record["trial"]).history
-            record.update(status="ok", score=history[-1].test_acc, reason=None)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # the candidate's failure, not the search's
-            record.update(status="failed", score=None, reason=_describe_failure(e))
-        model = None
-        if record["status"] == "failed":
-            # free what the failed trial held (its traceback is gone now) before the next one;
-            # a full collection costs ~0.3 s, so only after a failure
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        record["seconds"] = round(time.perf_counter() - t0, 3)
-        log.append(record)
+            view.trial_started({"trial": number, "candidate": candidate, "summary": arch.summary(),
+                                "params": cost.params, "macs": cost.macs})
+        record = run_trial(number, candidate, arch, train_split, val_split, recipe, mean, std, execution,
+                           seed=config.seed + number, naswot=screen.score(candidate) if screen else None)
+        log.append(record.to_dict())
         if view is not None:
-            view.trial_finished(record, log)
-        return record["score"] if record["status"] == "ok" else 0.0
+            view.trial_finished(record.to_dict(), log)
+        return record.score if record.status == TrialStatus.OK else 0.0
 
     if keep_going():
         run_strategy(config.strategy, {n: c.values for n, c in space.choices.items()}, objective, feasible,
-                     keep_going, seed=config.seed, population=max(4, min(20, config.trials // 3)))
+                     keep_going, seed=config.seed, population=population_size(config.trials))
     best = log.best()
     if view is not None:
         view.finish(log)

@@ -6,18 +6,26 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import UserError
 from ..spaces.space import candidate_key
 
 
+class TrialLogError(UserError):
+    """trials.jsonl that is not a log of trials."""
+
+
 class TrialLog:
-    def __init__(self, path: str | Path):
+    """Read with repair=False (the report, `nas show`): nothing is written. Only the search, the
+    one writer, opens it with repair=True, which cuts a torn last line before appending."""
+
+    def __init__(self, path: str | Path, repair: bool = False):
         self.path = Path(path)
         self.records: list[dict] = []
         self.by_key: dict[str, dict] = {}
         if self.path.exists():
-            self._load()
+            self._load(repair)
 
-    def _load(self) -> None:
+    def _load(self, repair: bool) -> None:
         raw = self.path.read_bytes()
         lines = raw.split(b"\n")
         good = []
@@ -28,12 +36,16 @@ class TrialLog:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 if i == len(lines) - 1:  # the last line, cut short by a crash mid-write
-                    print(f"nas: warning: dropped a torn last line of {self.path}", file=sys.stderr)
+                    if repair:
+                        print(f"nas: warning: dropped a torn last line of {self.path}", file=sys.stderr)
                     break
-                raise ValueError(f"{self.path}: line {i + 1} is not JSON") from None
+                raise TrialLogError(f"{self.path}: line {i + 1} is not JSON (a damaged log; only a torn last "
+                                    f"line is dropped)") from None
+            if not isinstance(record, dict) or "candidate" not in record or "status" not in record:
+                raise TrialLogError(f"{self.path}: line {i + 1} is not a trial record")
             good.append(line)
             self._remember(record)
-        if raw and not raw.endswith(b"\n"):  # rewrite without the torn tail, so appends start clean
+        if repair and raw and not raw.endswith(b"\n"):  # rewrite without the torn tail, so appends start clean
             from ..files import write_bytes
             write_bytes(self.path, b"".join(l + b"\n" for l in good))
 

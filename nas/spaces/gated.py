@@ -38,12 +38,12 @@ class GatedKConvBlock(nn.Module):
         if residual:
             self.skip = nn.Identity() if (stride == 1 and cin == cout) else ConvBN(cin, cout, 1, stride)
 
-    def weights(self, x):
+    def gate(self, x):
         """The per-sample gate a = g(W . mean_hw(x)), shape (N, K)."""
         return gate_function(self.gate_name)(self.attention(x.mean(dim=(2, 3))))
 
     def forward(self, x):
-        a = self.weights(x)
+        a = self.gate(x)
         y = self.convs(x)
         y = y.view(y.shape[0], self.k, self.cout, y.shape[2], y.shape[3])
         y = self.bn(torch.einsum("nk,nkchw->nchw", a, y))

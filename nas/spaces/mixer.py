@@ -1,6 +1,6 @@
 """Token-mixer block (ConvNeXt/MixConv style).
 
-x -> [shape change: conv(k=stride)-BN when channels or size change]
+x -> [project: a conv(k=stride)-BN when channels or size change]
   -> x + gamma * FFN(LayerNorm(MixConv(x)))
 MixConv splits the channels into groups, each mixed by a depthwise conv of its own
 kernel size (3, 5, ... up to `kernel`); FFN is a gated pointwise feed-forward:
@@ -27,7 +27,7 @@ def split_channels(channels, groups):
 class MixerBlock(nn.Module):
     def __init__(self, cin, cout, stride=1, kernel=5, expansion=2, act="gelu", layer_scale=0.1):
         super().__init__()
-        self.reshape = ConvBN(cin, cout, stride, stride) if (stride != 1 or cin != cout) else nn.Identity()
+        self.project = ConvBN(cin, cout, stride, stride) if (stride != 1 or cin != cout) else nn.Identity()
         kernels = mix_kernels(kernel)
         self.splits = split_channels(cout, len(kernels))
         self.mix = nn.ModuleList(
@@ -41,7 +41,7 @@ class MixerBlock(nn.Module):
         self.gamma = nn.Parameter(torch.full((cout, 1, 1), float(layer_scale)))
 
     def forward(self, x):
-        x = self.reshape(x)
+        x = self.project(x)
         parts = torch.split(x, self.splits, dim=1)
         y = torch.cat([conv(p) for conv, p in zip(self.mix, parts)], dim=1)
         a, b = self.fc1(self.norm(y)).chunk(2, dim=1)

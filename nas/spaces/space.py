@@ -136,9 +136,6 @@ class Architecture:
     def from_dict(cls, data: dict) -> "Architecture":
         return cls(**data)
 
-    def key(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
 
 class Space:
     def __init__(self, name, stem, stages, head=None, act="relu", num_classes=10, in_channels=3,
