@@ -19,113 +19,16 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import UserError
-from .spaces.mixer import mix_kernels, split_channels
+from .spaces.cost import ZERO, Cost, conv, linear
+from .spaces.registry import FAMILIES
 from .spaces.space import Architecture
-
-
-@dataclass(frozen=True)
-class Cost:
-    params: int
-    macs: int
-
-    def __add__(self, other: "Cost") -> "Cost":
-        return Cost(self.params + other.params, self.macs + other.macs)
-
-
-ZERO = Cost(0, 0)
-
-
-def out_size(size: int, kernel: int, stride: int) -> int:
-    return (size + 2 * ((kernel - 1) // 2) - kernel) // stride + 1
-
-
-def conv(cin, cout, kernel, stride, size, groups=1, bias=False, bn=True) -> tuple[Cost, int]:
-    """A conv (+BN): its cost and output size."""
-    out = out_size(size, kernel, stride)
-    weights = cout * (cin // groups) * kernel * kernel
-    params = weights + (cout if bias else 0) + (2 * cout if bn else 0)
-    return Cost(params, weights * out * out), out
-
-
-def linear(cin, cout, bias=True) -> Cost:
-    return Cost(cin * cout + (cout if bias else 0), cin * cout)
-
-
-# --- one function per block family: (cin, cout, stride, size, **knobs) -> (Cost, out size) ---
-
-def _conv_block(cin, cout, stride, size, kernel=3, act=None):
-    return conv(cin, cout, kernel, stride, size)
-
-
-def _residual(cin, cout, stride, size, kernel=3, skip_kernel=1, act=None):
-    c1, s1 = conv(cin, cout, kernel, stride, size)
-    c2, s2 = conv(cout, cout, kernel, 1, s1)
-    skip = ZERO if (stride == 1 and cin == cout) else conv(cin, cout, skip_kernel, stride, size)[0]
-    return c1 + c2 + skip, s2
-
-
-def _separable(cin, cout, stride, size, kernel=3, act=None):
-    dw, s1 = conv(cin, cin, kernel, stride, size, groups=cin)
-    pw, s2 = conv(cin, cout, 1, 1, s1)
-    return dw + pw, s2
-
-
-def _inverted(cin, cout, stride, size, kernel=3, expansion=4, act=None):
-    hidden = cin * expansion
-    expand = conv(cin, hidden, 1, 1, size)[0] if expansion != 1 else ZERO
-    dw, s1 = conv(hidden, hidden, kernel, stride, size, groups=hidden)
-    project, s2 = conv(hidden, cout, 1, 1, s1)
-    return expand + dw + project, s2
-
-
-def _mixer(cin, cout, stride, size, kernel=5, expansion=2, act=None, layer_scale=0.1):
-    cost = ZERO
-    if stride != 1 or cin != cout:
-        project, size = conv(cin, cout, stride, stride, size)
-        cost += project
-    kernels = mix_kernels(kernel)
-    for c, k in zip(split_channels(cout, len(kernels)), kernels):
-        cost += conv(c, c, k, 1, size, groups=c, bn=False)[0]
-    hidden = max(1, int(round(cout * expansion)))
-    cost += Cost(2 * cout, 0)  # LayerNorm
-    cost += conv(cout, 2 * hidden, 1, 1, size, bias=True, bn=False)[0]
-    cost += conv(hidden, cout, 1, 1, size, bias=True, bn=False)[0]
-    cost += Cost(cout, 0)  # layer scale
-    return cost, size
-
-
-def _gated(cin, cout, stride, size, kernel=3, k=3, gate="softmax", gate_hidden=0, residual=False, act=None):
-    gate_cost = linear(cin, gate_hidden) + linear(gate_hidden, k) if gate_hidden else linear(cin, k)
-    convs, out = conv(cin, k * cout, kernel, stride, size, bn=False)
-    mixing = Cost(2 * cout, k * cout * out * out)  # BN affine; the einsum over k
-    skip = ZERO
-    if residual and not (stride == 1 and cin == cout):
-        skip = conv(cin, cout, 1, stride, size)[0]
-    return gate_cost + convs + mixing + skip, out
-
-
-def _convpool(cin, cout, stride, size, kernel=3, act=None):
-    c1, s1 = conv(cin, cout, kernel, stride, size)
-    c2, s2 = conv(cout, cout, kernel, 1, s1 // 2)
-    return c1 + c2, s2
-
-
-BLOCK_COSTS = {
-    "conv": _conv_block,
-    "residual": _residual,
-    "dwsep": _separable,
-    "mbconv": _inverted,
-    "mixer": _mixer,
-    "gated": _gated,
-    "convpool": _convpool,
-}
 
 
 @lru_cache(maxsize=1 << 16)
 def _layer_cost(kind: str, cin: int, cout: int, stride: int, size: int, knobs: tuple) -> tuple[Cost, int]:
     if kind in ("maxpool", "avgpool"):
         return ZERO, size // 2
-    return BLOCK_COSTS[kind](cin, cout, stride, size, **dict(knobs))
+    return FAMILIES[kind].cost(cin, cout, stride, size, **dict(knobs))
 
 
 @dataclass(frozen=True)

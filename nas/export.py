@@ -19,9 +19,13 @@ from .spaces.space import Architecture
 _IMPORT = re.compile(r"^(import |from )")
 
 
+NOT_EXPORTED = "# --- registry:"  # a family file's cost and registration follow this line
+
+
 def _body(module) -> str:
-    """A module's source with its imports dropped and its docstring turned into a comment."""
-    source = inspect.getsource(module)
+    """A module's source with its imports dropped, its docstring turned into a comment, and what
+    follows NOT_EXPORTED (a block family's cost function and registration) left out."""
+    source = inspect.getsource(module).split("\n" + NOT_EXPORTED)[0]
     tree = ast.parse(source)
     doc = ast.get_docstring(tree)
     lines = source.splitlines()

@@ -15,7 +15,7 @@ from .errors import UserError
 from .files import write_text
 from .spaces import Architecture, load_space
 
-WINNER_FORMAT = 1
+WINNER_FORMAT = 2  # 2: every block knob written into the architecture, defaults included
 
 
 class TrialStatus(str, enum.Enum):

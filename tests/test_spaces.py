@@ -133,3 +133,33 @@ def test_gated_block_residual_adds_the_shortcut():
         y = plain.convs(x).view(2, 3, 8, 6, 6)
         pre = plain.bn(torch.einsum("nk,nkchw->nchw", a, y))
         assert torch.allclose(res(x), torch.relu(pre + x), atol=1e-6)
+
+
+def test_the_block_registry_is_consistent():
+    """Each family registered once, with a cost function taking exactly its block's knobs and
+    defaults, and a colour of its own; every family a built-in space uses is there."""
+    import inspect
+    import random
+    import re
+
+    from nas.spaces.network import BLOCKS
+    from nas.spaces.registry import FAMILIES
+    assert set(FAMILIES) == set(BLOCKS) >= {"conv", "residual", "dwsep", "mbconv", "mixer", "gated", "convpool"}
+    for name, family in FAMILIES.items():
+        cost_params = inspect.signature(family.cost).parameters
+        assert list(cost_params)[:4] == ["cin", "cout", "stride", "size"], name
+        cost_knobs = {k: p.default for k, p in list(cost_params.items())[4:]}
+        assert cost_knobs == family.knobs(), name
+        assert re.fullmatch(r"#[0-9a-f]{6}", family.colour), name
+    colours = [f.colour for f in FAMILIES.values()]
+    assert len(set(colours)) == len(colours)
+    for space_name in SPACES:
+        space = builtin(space_name)
+        for stage in space.resolve(space.sample(random.Random(0))).stages:
+            assert stage.block in FAMILIES
+
+
+def test_resolve_writes_every_knob_with_its_default():
+    space = Space("t", Stem(8), [Stage("mixer", 16, kernel=7)], act="relu")
+    knobs = space.resolve({}).stages[0].knobs
+    assert knobs == {"kernel": 7, "expansion": 2, "act": "relu", "layer_scale": 0.1}

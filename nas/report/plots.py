@@ -107,8 +107,9 @@ def plot_best_so_far(records: list[dict], path: Path) -> None:
     _save(fig, path)
 
 
-FAMILY_COLOURS = {"convpool": "#e5c494", "conv": "#8da0cb", "residual": "#66c2a5", "dwsep": "#fc8d62", "mbconv": "#e78ac3",
-                  "mixer": "#a6d854", "gated": "#ffd92f", "maxpool": "#d9d9d9", "avgpool": "#d9d9d9"}
+def family_colours() -> dict:
+    from ..spaces.registry import FAMILIES
+    return {**{name: f.colour for name, f in FAMILIES.items()}, "maxpool": "#d9d9d9", "avgpool": "#d9d9d9"}
 
 
 def plot_architecture(arch, path: Path) -> None:
@@ -127,11 +128,12 @@ def plot_architecture(arch, path: Path) -> None:
     head = f"avgpool {arch.head_pool}\n" + (f"fc {arch.head_hidden}\n" if arch.head_hidden else "") + f"fc {arch.num_classes}"
     boxes.append(("head", head, 0, "head"))
     widest = max(b[2] for b in boxes) or 1
+    colours = family_colours()
     fig, ax = plt.subplots(figsize=(max(6.0, 1.05 * len(boxes)), 2.6), dpi=120)
     for i, (_, label, width, family) in enumerate(boxes):
         h = 0.35 + 0.65 * (width / widest) if width else 0.45
         ax.add_patch(FancyBboxPatch((i + 0.08, 0.5 - h / 2), 0.84, h, boxstyle="round,pad=0.02",
-                                    facecolor=FAMILY_COLOURS.get(family, "#ffffff"), edgecolor="#333333", lw=0.8))
+                                    facecolor=colours.get(family, "#ffffff"), edgecolor="#333333", lw=0.8))
         ax.text(i + 0.5, 0.5, label, ha="center", va="center", fontsize=7)
         if i:
             ax.annotate("", xy=(i + 0.08, 0.5), xytext=(i - 0.08, 0.5), arrowprops=dict(arrowstyle="->", lw=0.8))

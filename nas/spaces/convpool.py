@@ -3,6 +3,8 @@ Halves the size itself, so its stage needs no other downsampling."""
 from torch import nn
 
 from .layers import ConvBN, activation
+from .cost import conv
+from .registry import register
 
 
 class ConvPoolBlock(nn.Module):
@@ -16,3 +18,14 @@ class ConvPoolBlock(nn.Module):
 
     def forward(self, x):
         return self.conv2(self.act1(self.bn1(self.pool(self.conv1(x)))))
+
+
+# --- registry: the block's cost and plot colour (nas.budget, nas.report); not exported ---
+
+def cost(cin, cout, stride, size, kernel=3, act="gelu"):
+    c1, s1 = conv(cin, cout, kernel, stride, size)
+    c2, s2 = conv(cout, cout, kernel, 1, s1 // 2)
+    return c1 + c2, s2
+
+
+FAMILY = register('convpool', ConvPoolBlock, cost, colour='#e5c494')

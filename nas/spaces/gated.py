@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from .layers import ConvBN, activation
+from .cost import ZERO, Cost, conv, linear
+from .registry import register
 
 
 def gate_function(name):
@@ -50,3 +52,18 @@ class GatedKConvBlock(nn.Module):
         if self.skip is not None:
             y = y + self.skip(x)
         return self.act(y)
+
+
+# --- registry: the block's cost and plot colour (nas.budget, nas.report); not exported ---
+
+def cost(cin, cout, stride, size, kernel=3, k=3, gate="softmax", gate_hidden=0, residual=False, act="relu"):
+    gate_cost = linear(cin, gate_hidden) + linear(gate_hidden, k) if gate_hidden else linear(cin, k)
+    convs, out = conv(cin, k * cout, kernel, stride, size, bn=False)
+    mixing = Cost(2 * cout, k * cout * out * out)  # BN affine; the einsum over k
+    skip = ZERO
+    if residual and not (stride == 1 and cin == cout):
+        skip = conv(cin, cout, 1, stride, size)[0]
+    return gate_cost + convs + mixing + skip, out
+
+
+FAMILY = register('gated', GatedKConvBlock, cost, colour='#ffd92f')

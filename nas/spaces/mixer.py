@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 from .layers import ConvBN, LayerNorm2d, activation
+from .cost import ZERO, Cost, conv
+from .registry import register
 
 
 def mix_kernels(kernel):
@@ -46,3 +48,24 @@ class MixerBlock(nn.Module):
         y = torch.cat([conv(p) for conv, p in zip(self.mix, parts)], dim=1)
         a, b = self.fc1(self.norm(y)).chunk(2, dim=1)
         return x + self.gamma * self.fc2(self.act(a) * b)
+
+
+# --- registry: the block's cost and plot colour (nas.budget, nas.report); not exported ---
+
+def cost(cin, cout, stride, size, kernel=5, expansion=2, act="gelu", layer_scale=0.1):
+    total = ZERO
+    if stride != 1 or cin != cout:
+        project, size = conv(cin, cout, stride, stride, size)
+        total += project
+    kernels = mix_kernels(kernel)
+    for c, k in zip(split_channels(cout, len(kernels)), kernels):
+        total += conv(c, c, k, 1, size, groups=c, bn=False)[0]
+    hidden = max(1, int(round(cout * expansion)))
+    total += Cost(2 * cout, 0)  # LayerNorm
+    total += conv(cout, 2 * hidden, 1, 1, size, bias=True, bn=False)[0]
+    total += conv(hidden, cout, 1, 1, size, bias=True, bn=False)[0]
+    total += Cost(cout, 0)  # layer scale
+    return total, size
+
+
+FAMILY = register('mixer', MixerBlock, cost, colour='#a6d854')

@@ -4,24 +4,12 @@ Attribute names here (stem, stages, head) are the state_dict keys that exported 
 """
 from torch import nn
 
-from .convpool import ConvPoolBlock
-from .gated import GatedKConvBlock
-from .inverted import InvertedResidualBlock
+from . import convpool, gated, inverted, mixer, plain, residual, separable
 from .layers import ConvBN, activation
-from .mixer import MixerBlock
-from .plain import ConvBlock
-from .residual import ResidualBlock
-from .separable import SeparableBlock
+from .registry import FAMILIES
 
-BLOCKS = {
-    "conv": ConvBlock,
-    "residual": ResidualBlock,
-    "dwsep": SeparableBlock,
-    "mbconv": InvertedResidualBlock,
-    "mixer": MixerBlock,
-    "gated": GatedKConvBlock,
-    "convpool": ConvPoolBlock,
-}
+FAMILY_FILES = (convpool, gated, inverted, mixer, plain, residual, separable)  # importing each registers it
+BLOCKS = {name: family.block for name, family in FAMILIES.items()}
 POOLS = {"maxpool": nn.MaxPool2d, "avgpool": nn.AvgPool2d}
 
 

@@ -2,6 +2,8 @@
 from torch import nn
 
 from .layers import ConvBN
+from .cost import conv
+from .registry import register
 
 
 class SeparableBlock(nn.Module):
@@ -12,3 +14,14 @@ class SeparableBlock(nn.Module):
 
     def forward(self, x):
         return self.pointwise(self.depthwise(x))
+
+
+# --- registry: the block's cost and plot colour (nas.budget, nas.report); not exported ---
+
+def cost(cin, cout, stride, size, kernel=3, act="relu"):
+    dw, s1 = conv(cin, cin, kernel, stride, size, groups=cin)
+    pw, s2 = conv(cin, cout, 1, 1, s1)
+    return dw + pw, s2
+
+
+FAMILY = register('dwsep', SeparableBlock, cost, colour='#fc8d62')

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import inspect
 import itertools
 import json
 import math
@@ -21,6 +20,7 @@ from typing import Any, Iterator
 from ..errors import UserError
 from .choices import Choice, resolve
 from .network import BLOCKS, POOLS, Network
+from .registry import FAMILIES
 
 Candidate = dict  # {choice name: value}; JSON-serialisable
 DOWNSAMPLES = ("none", "stride", *POOLS)
@@ -32,10 +32,13 @@ def candidate_key(candidate: Candidate) -> str:
 
 
 @lru_cache(maxsize=None)
+def block_defaults(family: str) -> dict:
+    """The keyword arguments a block family takes beyond (cin, cout, stride), with their defaults."""
+    return FAMILIES[family].knobs()
+
+
 def block_knobs(family: str) -> frozenset[str]:
-    """The keyword arguments a block family takes beyond (cin, cout, stride)."""
-    params = inspect.signature(BLOCKS[family].__init__).parameters
-    return frozenset(name for name in params if name not in ("self", "cin", "cout", "stride"))
+    return frozenset(block_defaults(family))
 
 
 class Stem:
@@ -225,10 +228,12 @@ class Space:
         stages = []
         for s in self.stages:
             block = resolve(s.block, c)
-            takes = block_knobs(block)
-            knobs = {k: resolve(v, c) for k, v in s.knobs.items() if k in takes}
-            if "act" in takes and "act" not in knobs:
+            # every knob written out, defaults included: a saved architecture never changes
+            # meaning when a block's default does
+            knobs = dict(block_defaults(block))
+            if "act" in knobs:
                 knobs["act"] = resolve(self.act, c)
+            knobs.update({k: resolve(v, c) for k, v in s.knobs.items() if k in knobs})
             stages.append(StageArch(block, resolve(s.width, c), resolve(s.depth, c), resolve(s.downsample, c), knobs))
         return Architecture(
             stem_width=resolve(self.stem.width, c), stem_kernel=resolve(self.stem.kernel, c), stages=stages,
@@ -244,6 +249,8 @@ class Space:
         """A hash of everything that defines the space: changes when the space file's meaning changes."""
         desc = [(where, (v.name, list(v.values)) if isinstance(v, Choice) else v) for where, v in self._fields()]
         desc.append((self.num_classes, self.in_channels, self.input_size))
+        families = sorted({f for s in self.stages for f in self._values(s.block)})
+        desc.append([(f, block_defaults(f)) for f in families])  # the defaults resolve writes in
         return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
