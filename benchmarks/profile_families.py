@@ -2,8 +2,9 @@
 
 For the same 40-50k candidates as cpu_throughput.py (and airbench94's network), profiles
 --steps training steps (forward, backward and optimizer) on real images, once as a plain loop
-would run them (fp32, NCHW) and once as nas's trainer runs them on this machine (channels_last,
-bf16 autocast where the CPU has it), and prints the top operators of each with their share."""
+would run them (fp32, NCHW), in channels_last, in bf16 autocast + channels_last, and as nas's
+trainer runs them in bf16 (with nas.kernels' depthwise weight gradient), and prints the top
+operators of each with their share."""
 import time
 
 import torch
@@ -13,15 +14,18 @@ from cpu_throughput import FAMILIES, family_candidate
 from torch.profiler import ProfilerActivity, profile
 
 from airbench94 import space as airbench_space
+from nas import kernels
 from nas.budget import estimate
 from nas.data import Loader, Split, channel_stats, load
 from nas.execution import choose
 from nas.train import FULL
 
 
-def profile_steps(arch, batches, channels_last: bool, bf16: bool, top: int):
+def profile_steps(arch, batches, channels_last: bool, bf16: bool, top: int, fast_kernels: bool = False):
     torch.manual_seed(0)
     model = arch.build().to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    if fast_kernels:
+        kernels.accelerate(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
 
     def step(x, y):
@@ -62,9 +66,10 @@ def main():
     for family in args.families:
         arch = airbench_space.resolve({}) if family == "airbench94" else family_candidate(family, args.seed)
         macs = estimate(arch).macs
-        for label, cl, bf16 in (("fp32 NCHW", False, False), ("fp32 channels_last", True, False),
-                                ("bf16 channels_last", True, execution.autocast)):
-            seconds, ops = profile_steps(arch, batches, cl, bf16, args.top)
+        for label, cl, bf16, fast in (("fp32 NCHW", False, False, False), ("fp32 channels_last", True, False, False),
+                                      ("bf16 channels_last", True, execution.autocast, False),
+                                      ("bf16 channels_last + nas.kernels", True, execution.autocast, True)):
+            seconds, ops = profile_steps(arch, batches, cl, bf16, args.top, fast)
             rows.append([family, label, f"{args.batch_size / seconds:.0f}",
                          f"{6 * macs * args.batch_size / seconds / 1e9:.0f}", "; ".join(ops)])
             print(rows[-1], flush=True)

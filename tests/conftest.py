@@ -19,3 +19,15 @@ def run_nas(*args, cwd=ROOT, timeout=600):
 @pytest.fixture
 def nas_cli():
     return run_nas
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _a_cache_of_their_own(tmp_path_factory):
+    """The tests' timed decisions and data go to a cache of their own, never the user's."""
+    previous = os.environ.get("NAS_DATA_CACHE")
+    os.environ["NAS_DATA_CACHE"] = str(tmp_path_factory.mktemp("nas-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("NAS_DATA_CACHE", None)
+    else:
+        os.environ["NAS_DATA_CACHE"] = previous
