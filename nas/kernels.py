@@ -5,9 +5,9 @@ Depthwise convolutions (groups == channels). On a CPU, oneDNN's weight gradient 
 conv with a 5x5 or 7x7 kernel runs at 5-20 GFLOP/s (its forward and input gradient are 5-15x
 faster): it was most of the training step of every depthwise family. The same gradient is the
 block diagonal of a grouped conv's weight gradient with BLOCK channels per group, which oneDNN
-computes as small dense products; BLOCK times the arithmetic, 2-7x less time in bf16 and about
-1.2x less in fp32 (benchmarks/profile_families.py; docs/benchmarks.md). Exact: each diagonal
-entry is the same sum.
+computes as small dense products: BLOCK times the arithmetic, 2.4-4.2x less time in bf16, the
+same in fp32, so the trainer uses it in bf16 only (benchmarks/depthwise_grad.py). Exact: each
+diagonal entry is the same sum.
 """
 from __future__ import annotations
 
