@@ -13,7 +13,6 @@ from common import parser, publish, table
 from cpu_throughput import FAMILIES, family_candidate
 from torch.profiler import ProfilerActivity, profile
 
-from airbench94 import space as airbench_space
 from nas import kernels
 from nas.budget import estimate
 from nas.data import Loader, Split, channel_stats, load
@@ -64,7 +63,7 @@ def main():
     execution.apply()
     rows = []
     for family in args.families:
-        arch = airbench_space.resolve({}) if family == "airbench94" else family_candidate(family, args.seed)
+        arch = family_candidate(family, args.seed)
         macs = estimate(arch).macs
         for label, cl, bf16, fast in (("fp32 NCHW", False, False, False), ("fp32 channels_last", True, False, False),
                                       ("bf16 channels_last", True, execution.autocast, False),

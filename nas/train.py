@@ -68,9 +68,9 @@ def _param_groups(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
-def make_optimizer(model, recipe: Recipe, lr: float | None = None):
+def make_optimizer(model, recipe: Recipe, lr: float):
+    """The recipe's optimizer at peak learning rate `lr` (the recipe's, scaled to the batch size)."""
     groups = _param_groups(model, recipe.weight_decay)
-    lr = recipe.lr if lr is None else lr
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, nesterov=True)
     if recipe.optimizer == "adamw":
@@ -78,8 +78,7 @@ def make_optimizer(model, recipe: Recipe, lr: float | None = None):
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
 
 
-def lr_at(step: int, total: int, recipe: Recipe, peak: float | None = None) -> float:
-    peak = recipe.lr if peak is None else peak
+def lr_at(step: int, total: int, recipe: Recipe, peak: float) -> float:
     warm = max(1, int(recipe.warmup * total))
     if step < warm:
         return peak * (step + 1) / warm
