@@ -47,6 +47,31 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _duration(text: str) -> float:
+    from .search.clock import parse_duration
+    try:
+        return parse_duration(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def _at_least_two(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be 2 or more, not {value}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), not {text}")
+    return value
+
+
 def _add_execution_flags(p) -> None:
     p.add_argument("--device", help="cuda or cpu (default: cuda when there is one)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
@@ -66,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Every default and its help text come from where the setting lives (SearchConfig, the recipes)."""
     from dataclasses import fields
 
-    from .search.runner import SearchConfig
+    from .search.runner import DEFAULT_TRIALS, SearchConfig
     from .train import FULL, PROXY
 
     search_default = {f.name: f.default for f in fields(SearchConfig)}
@@ -80,9 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="count what fits the budget; train nothing")
     s.add_argument("--strategy", default=search_default["strategy"],
                    help=f"random, grid, evolution, tpe or rl (NNI's; default {search_default['strategy']})")
-    s.add_argument("--trials", type=_positive_int, default=search_default["trials"],
-                   help=f"candidates to train (default {search_default['trials']})")
-    s.add_argument("--proxy-epochs", type=_positive_int, help=f"epochs of the proxy training (default {PROXY.epochs})")
+    s.add_argument("--trials", type=_positive_int,
+                   help=f"candidates to train (default: as many as --time allows, else {DEFAULT_TRIALS})")
+    s.add_argument("--time", type=_duration, help="wall-clock time for the whole search, resumes included "
+                   "(90s, 45m, 2h); it stops cleanly at it with the best candidate found")
+    s.add_argument("--proxy-epochs", type=_positive_float,
+                   help=f"epochs of the proxy's last rung (default {PROXY.epochs:g})")
+    s.add_argument("--rungs", type=_positive_int, default=search_default["rungs"],
+                   help=f"successive halving: rungs of training length, each --eta times the one below "
+                        f"(default {search_default['rungs']}; 1 trains every candidate for --proxy-epochs)")
+    s.add_argument("--eta", type=_at_least_two, default=search_default["eta"],
+                   help=f"each rung promotes its best 1/eta (default {search_default['eta']})")
+    s.add_argument("--min-share", type=_share, default=search_default["min_share"],
+                   help=f"train only candidates using at least this share of the budget "
+                        f"(default {search_default['min_share']}; 0 trains any that fits)")
     s.add_argument("--batch-size", type=_positive_int, help="proxy batch size (default 256 on a CPU, 512 on a GPU)")
     s.add_argument("--trial-timeout", type=_positive_float, help="seconds a trial may train before it fails")
     s.add_argument("--val-fraction", type=_open_fraction, default=search_default["val_fraction"],
@@ -128,10 +164,13 @@ def cmd_search(args) -> int:
 
     space = load_space(args.space)
     budget = parse_budget(args.budget, args.macs)
-    result = survey(space, budget, seed=args.seed)
+    result = survey(space, budget, seed=args.seed, min_share=args.min_share)
+    among = "" if result.exact else f" among {result.examined:,} sampled"
     if result.smallest is None:
-        among = "" if result.exact else f" among {result.examined:,} sampled"
         raise UserError(f"no candidate of {args.space}{among} fits the budget ({budget.describe()})")
+    if result.eligible == 0 and not args.dry_run:
+        raise UserError(f"no candidate of {args.space}{among} uses {100 * args.min_share:g}% or more of the budget "
+                        f"({budget.describe()}); lower --min-share")
     if args.dry_run:
         print_survey(space, budget, result)
         return 0
@@ -146,7 +185,7 @@ def cmd_search(args) -> int:
         raise UserError(f"unknown strategy {args.strategy!r}; one of {', '.join(STRATEGIES)}")
     recipe = PROXY.with_(epochs=args.proxy_epochs, batch_size=args.batch_size, time_limit=args.trial_timeout)
     config = SearchConfig(space_path=args.space, budget=budget, strategy=args.strategy, trials=args.trials,
-                          recipe=recipe, seed=args.seed, val_fraction=args.val_fraction,
+                          time=args.time, rungs=args.rungs, eta=args.eta, min_share=args.min_share, recipe=recipe, seed=args.seed, val_fraction=args.val_fraction,
                           data_fraction=args.data_fraction, data_source=args.data, device=args.device, execution=execution,
                           prescreen=args.prescreen, command=args.command_line)
     out = args.out or f"runs/{space.name}"

@@ -221,11 +221,16 @@ class Loader:
         return x if self.channels_last else x.contiguous()
 
     def __iter__(self):
+        yield from self.batches()
+
+    def batches(self, start: int = 0, stop: int | None = None):
+        """Batches start..stop of this epoch's order (the order depends on the seed and the
+        epoch only, so training stopped mid-epoch can go on with the same epoch's rest)."""
         gen = torch.Generator(device="cpu").manual_seed(self.seed * 100_003 + self.epoch)
         self.epoch += 1
         n = len(self.y)
         order = torch.randperm(n, generator=gen).to(self.device) if self.shuffle else torch.arange(n, device=self.device)
-        for i in range(len(self)):
+        for i in range(start, len(self) if stop is None else stop):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x, y = self.x[idx], self.y[idx]
             if self.augment is not None:

@@ -25,17 +25,23 @@ class TrialStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """One finished trial, as one line of trials.jsonl."""
+    """One training job of the search, as one line of trials.jsonl: candidate number `trial`
+    trained on rung `rung` of the ladder (0 first) for `epochs` epochs over `data_fraction` of
+    the training split."""
 
     trial: int
+    rung: int
     candidate: dict
     summary: str
     params: int
     macs: int
+    epochs: float
+    data_fraction: float
     status: TrialStatus
     score: float | None  # validation accuracy of the proxy; None when it failed
     reason: str | None  # why it failed
-    seconds: float
+    seconds: float  # this job's
+    elapsed: float  # the search's time used when it ended, earlier runs of a resumed search included
     naswot: float | None = None  # the training-free score, with --prescreen
 
     def to_dict(self) -> dict:

@@ -29,6 +29,8 @@ class Survey:
     smallest: Scored | None
     largest: Scored | None
     examples: list = field(default_factory=list)  # a few random feasible candidates
+    min_share: float = 0.0
+    eligible: float = 0.0  # of the feasible, the fraction using at least min_share of the budget
 
     @property
     def fraction(self) -> float:
@@ -36,7 +38,7 @@ class Survey:
 
 
 def survey(space: Space, budget: Budget, seed: int = 0, examples: int = 5,
-           enumerate_limit: int = ENUMERATE_LIMIT, samples: int = SAMPLES) -> Survey:
+           enumerate_limit: int = ENUMERATE_LIMIT, samples: int = SAMPLES, min_share: float = 0.0) -> Survey:
     rng = random.Random(seed)
     exact = space.size <= enumerate_limit
     candidates = space.enumerate() if exact else (space.sample(rng) for _ in range(samples))
@@ -56,5 +58,6 @@ def survey(space: Space, budget: Budget, seed: int = 0, examples: int = 5,
     return Survey(
         size=space.size, examined=examined, exact=exact, feasible=count, margin=margin,
         smallest=by_params[0] if by_params else None, largest=by_params[-1] if by_params else None,
-        examples=rng.sample(feasible, min(examples, len(feasible))),
+        examples=rng.sample(feasible, min(examples, len(feasible))), min_share=min_share,
+        eligible=sum(budget.use(f.cost) >= min_share for f in feasible) / len(feasible) if feasible else 0.0,
     )

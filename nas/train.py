@@ -17,7 +17,7 @@ from .execution import COMPILE_MIN_SECONDS, DecisionCache, Execution, choose, de
 
 @dataclass(frozen=True)
 class Recipe:
-    epochs: int = 100
+    epochs: float = 100  # a fraction of an epoch is allowed (the search's cheapest rungs)
     batch_size: int | None = None  # None: what suits the device (256 on a CPU, 512 on a GPU)
     optimizer: str = "sgd"  # sgd (Nesterov) | adamw
     lr: float = 0.2  # peak learning rate at batch 512; scaled linearly with the batch size
@@ -43,9 +43,10 @@ class Recipe:
 
 EVAL_BATCH_SIZE = 1000  # evaluation has no gradients to keep: big batches
 COMPILE_WARMUP_STEPS = 3  # steps a compiled network takes to compile before its speed is measured
+TUNE_MIN_STEPS = 600  # timing bf16 against fp32 costs ~12 steps: a shorter run keeps the device's default
 
 # The proxy: a short run on a held-out split. The full retrain: long, stronger augmentation.
-PROXY = Recipe(epochs=8, lr=0.2, label_smoothing=0.1, warmup=0.1,
+PROXY = Recipe(epochs=9, lr=0.2, label_smoothing=0.1, warmup=0.1,
                augment=Augment(flip=True, translate=2, cutout=0), tta=False, eval_each_epoch=False)
 FULL = Recipe()
 
@@ -78,12 +79,37 @@ def make_optimizer(model, recipe: Recipe, lr: float):
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
 
 
-def lr_at(step: int, total: int, recipe: Recipe, peak: float) -> float:
-    warm = max(1, int(recipe.warmup * total))
-    if step < warm:
-        return peak * (step + 1) / warm
-    progress = (step - warm) / max(1, total - warm)
-    return peak * 0.5 * (1 + math.cos(math.pi * progress))
+@dataclass(frozen=True)
+class Schedule:
+    """The learning rate over `total` steps: a linear warm-up to the peak over `warm` steps, the
+    peak held until `decay_from`, then a cosine to zero at `total`.
+
+    A recipe's own schedule decays from the end of its warm-up (warm-up, then cosine). A rung of
+    the search's ladder holds the peak until its last stretch (warmup-stable-decay), so the next
+    rung can go on from the weights saved where the decay began instead of starting again."""
+
+    total: int
+    warm: int
+    decay_from: int
+
+    @classmethod
+    def of(cls, recipe: Recipe, steps_per_epoch: int) -> "Schedule":
+        total = steps_for(recipe.epochs, steps_per_epoch)
+        warm = max(1, int(recipe.warmup * total))
+        return cls(total, warm, warm)
+
+    def lr(self, step: int, peak: float) -> float:
+        if step < self.warm:
+            return peak * (step + 1) / self.warm
+        if step < self.decay_from:
+            return peak
+        progress = (step - self.decay_from) / max(1, self.total - self.decay_from)
+        return peak * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def steps_for(epochs: float, steps_per_epoch: int) -> int:
+    """Training steps in `epochs` (fractions allowed), at least one."""
+    return max(1, round(epochs * steps_per_epoch))
 
 
 @torch.no_grad()
@@ -148,14 +174,20 @@ def tune(model, x, y, recipe: Recipe, execution: Execution, steps: int = 5) -> t
 
 def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, std, device=None, seed: int = 0,
           on_epoch=None, start_epoch: int = 0, optimizer_state=None, on_checkpoint=None,
-          execution: Execution | None = None, on_step=None) -> TrainResult:
+          execution: Execution | None = None, on_step=None, schedule: Schedule | None = None,
+          start_step: int | None = None, snapshot_at: int | None = None, on_snapshot=None) -> TrainResult:
     """Train `model` on train_split with `recipe`; evaluate on eval_split after every epoch, or
     only after the last where recipe.eval_each_epoch is False.
 
     `execution` (default: `choose(device)`) says how to run; precision 'auto' and compile 'auto'
     are decided here by timing steps of the real network. on_epoch(stats) is called after each
-    epoch, on_step(step, steps_per_epoch) after each step; on_checkpoint(epoch, model, optimizer)
-    lets the caller save state to resume from (start_epoch, optimizer_state)."""
+    epoch, on_step(step, total) after each step; on_checkpoint(epoch, model, optimizer) lets the
+    caller save state to resume from (start_epoch, optimizer_state).
+
+    The search's rungs train by steps: `schedule` (default: the recipe's) sets the steps and the
+    learning rate, training starts at `start_step` (the data order goes on where that step falls
+    in its epoch) and on_snapshot(step, model, optimizer) is called once `snapshot_at` steps are
+    done, before the next."""
     execution = execution or choose(device)
     execution.apply()
     device = torch.device(execution.device)
@@ -166,17 +198,19 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
     peak_lr = recipe.lr_for(batch_size)
     train_loader = Loader(train_split, mean, std, batch_size, device, augment=recipe.augment, shuffle=True,
                           seed=seed, drop_last=True, channels_last=execution.channels_last)
-    train_loader.epoch = start_epoch
     eval_loader = Loader(eval_split, mean, std, EVAL_BATCH_SIZE, device, channels_last=execution.channels_last)
     optimizer = make_optimizer(model, recipe, peak_lr)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     steps_per_epoch = len(train_loader)
-    total = recipe.epochs * steps_per_epoch
-    step = start_epoch * steps_per_epoch
+    schedule = schedule or Schedule.of(recipe, steps_per_epoch)
+    total = schedule.total
+    step = start_step if start_step is not None else start_epoch * steps_per_epoch
     net, compile_check = model, None
     if execution.device == "cpu" and (execution.autocast or execution.tune_precision):
         kernels.accelerate(model)  # a faster depthwise weight gradient in bf16 (nas/kernels.py)
+    if execution.tune_precision and total - step < TUNE_MIN_STEPS:
+        execution = execution.with_(tune_precision=False)  # not worth timing: bf16 where the CPU has it
     if execution.tune_precision or execution.compile == "auto":
         x0, y0 = next(iter(Loader(train_split, mean, std, batch_size, device, channels_last=execution.channels_last)))
         execution, step_seconds = tune(model, x0, y0, recipe, execution)
@@ -195,14 +229,18 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
     if execution.compile in ("on", "auto"):
         net = torch.compile(model)
     history, started, timed = [], time.perf_counter(), []
-    for epoch in range(start_epoch, recipe.epochs):
+    while step < total:
+        epoch, offset = divmod(step, steps_per_epoch)
         t0 = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        for i, (x, y) in enumerate(train_loader):
-            lr = lr_at(step, total, recipe, peak_lr)
+        train_loader.epoch = epoch
+        for x, y in train_loader.batches(offset, min(steps_per_epoch, total - epoch * steps_per_epoch)):
+            if step == snapshot_at and on_snapshot is not None:
+                on_snapshot(step, model, optimizer)
+            lr = schedule.lr(step, peak_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             t_step = time.perf_counter()
@@ -229,22 +267,24 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
             seen += len(y)
             step += 1
             if on_step is not None:
-                on_step(i + 1, steps_per_epoch)
+                on_step(step, total)
             if recipe.time_limit is not None and time.perf_counter() - started > recipe.time_limit:
                 raise TimeoutError(f"passed the time limit of {recipe.time_limit:g}s in epoch {epoch + 1}")
         train_loss = loss_sum.item() / max(1, seen)
         if not math.isfinite(train_loss):
             raise Diverged(f"loss is {train_loss} in epoch {epoch + 1}")
         test_loss = test_acc = tta = None
-        if recipe.eval_each_epoch or epoch + 1 == recipe.epochs:
+        if recipe.eval_each_epoch or step == total:
             test_loss, test_acc, tta = evaluate(model, eval_loader, execution, tta=recipe.tta)
         stats = EpochStats(epoch + 1, train_loss, correct.item() / max(1, seen), test_loss, test_acc, tta,
                            lr, time.perf_counter() - t0)
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
-        if on_checkpoint is not None:
-            on_checkpoint(epoch + 1, model, optimizer)
+        if on_checkpoint is not None and step % steps_per_epoch == 0:
+            on_checkpoint(step // steps_per_epoch, model, optimizer)
+    if step == snapshot_at and on_snapshot is not None:
+        on_snapshot(step, model, optimizer)
     if execution.compile == "auto":  # the run ended before the check did
         execution = execution.with_(compile="on")
     kernels.restore(model)

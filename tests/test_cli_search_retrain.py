@@ -10,7 +10,7 @@ def test_search_then_retrain_through_the_command_line(nas_cli, tmp_path):
     r = nas_cli("search", space, "--budget", "6k", "--trials", "2", "--proxy-epochs", "1", "--batch-size", "64",
                 "--data", data, "--out", out, "--strategy", "random")
     assert r.returncode == 0, r.stderr
-    assert "trial 2/2" in r.stdout and "winner:" in r.stdout  # plain progress lines off a terminal
+    assert "trial 2 rung 0" in r.stdout and "winner:" in r.stdout  # plain progress lines off a terminal
     assert len((out / "trials.jsonl").read_text().splitlines()) == 2
     r = nas_cli("retrain", out / "winner.json", "--epochs", "1", "--batch-size", "64")
     assert r.returncode == 0, r.stderr

@@ -101,6 +101,7 @@ def test_a_timed_decision_is_remembered_for_the_same_network(monkeypatch, tmp_pa
                                                                           device_type, steps)
 
     monkeypatch.setattr(train_module, "_timed_steps", spy)
+    monkeypatch.setattr(train_module, "TUNE_MIN_STEPS", 0)  # time even this short run
     data = make_dataset(64, 16)
     mean, std = channel_stats(data.train)
     first = train(tiny_space().build({}), data.train, data.test, PROXY.with_(epochs=1, batch_size=32), mean, std,

@@ -43,9 +43,11 @@ def test_search_survives_sigkill_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
     after = _lines(out / "trials.jsonl")
     assert after[:len(before)] == before  # nothing lost or rewritten
-    assert len(after) == 6
-    candidates = [json.dumps(json.loads(l)["candidate"], sort_keys=True) for l in after]
-    assert len(set(candidates)) == 6  # nothing trained twice
+    jobs = [json.loads(l) for l in after]
+    assert sorted(r["trial"] for r in jobs if r["rung"] == 0) == [1, 2, 3, 4, 5, 6]
+    assert len({(r["trial"], r["rung"]) for r in jobs}) == len(jobs)  # no job trained twice
+    assert len({json.dumps(r["candidate"], sort_keys=True) for r in jobs}) == 6
+    assert [r["rung"] for r in jobs].count(1) == 2  # 6 candidates, eta 3: two promoted
     assert json.loads((out / "winner.json").read_text())["trials"] == 6
 
     # and a finished search, run again, trains nothing more
@@ -99,7 +101,7 @@ def test_a_search_where_every_trial_fails_says_so(nas_cli, tmp_path):
                      " num_classes=4)\n")
     data = write_npz(tmp_path / "d.npz")
     r = nas_cli("search", space, "--budget", "50k", "--trials", "2", "--proxy-epochs", "1", "--data", data,
-                "--out", tmp_path / "run", "--strategy", "random")
+                "--out", tmp_path / "run", "--strategy", "random", "--min-share", "0")
     assert r.returncode != 0
     assert "all 2 trials failed: diverged" in r.stderr and "Traceback" not in r.stderr
     assert len(_lines(tmp_path / "run" / "trials.jsonl")) == 2

@@ -14,17 +14,18 @@ RECIPE = PROXY.with_(epochs=1, batch_size=64)
 
 
 class LineCounter:
-    """A view that checks trials.jsonl on disk as each trial ends."""
+    """A view that checks trials.jsonl on disk as each job ends, and records the progress shown."""
 
     def __init__(self, path):
-        self.path, self.counts = path, []
+        self.path, self.counts, self.steps = path, [], []
 
     def start(self, *a, **k): pass
-    def trial_started(self, record): pass
+    def job_started(self, job): self.steps.append([])
+    def job_progress(self, step, total): self.steps[-1].append((step, total))
     def finish(self, log): pass
 
-    def trial_finished(self, record, log):
-        self.counts.append((record["trial"], len(self.path.read_text().splitlines())))
+    def job_finished(self, record, log):
+        self.counts.append(len(self.path.read_text().splitlines()))
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -37,15 +38,19 @@ def test_a_whole_search_with_each_strategy(tmp_path, strategy):
     view = LineCounter(out / "trials.jsonl")
     winner = run_search(space, config, make_dataset(), out, view=view)
 
-    assert view.counts == [(1, 1), (2, 2), (3, 3)]  # one line per finished trial, the moment it ends
+    assert view.counts == [1, 2, 3, 4]  # one line per finished job, the moment it ends
+    for steps in view.steps:  # progress inside every job, step by step to its end
+        assert steps and steps[-1][0] == steps[-1][1] and [s for s, _ in steps] == list(range(1, len(steps) + 1))
     records = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
     assert len({json.dumps(r["candidate"], sort_keys=True) for r in records}) == 3
+    assert sorted(r["rung"] for r in records) == [0, 0, 0, 1]  # three candidates, the best third promoted
     for r in records:
         assert r["status"] == "ok", r
         assert r["params"] <= 4000 and r["params"] == estimate(space.resolve(r["candidate"])).params
         assert 0 <= r["score"] <= 1 and r["seconds"] > 0
     saved = json.loads((out / "winner.json").read_text())
-    assert saved["proxy_score"] == max(r["score"] for r in records) == winner["proxy_score"]
+    promoted = next(r for r in records if r["rung"] == 1)
+    assert saved["proxy_score"] == promoted["score"] == winner["proxy_score"] and saved["proxy_rung"] == 1
     assert saved["space"]["fingerprint"] == space.fingerprint() and saved["space"]["path"] == str(space_file)
     assert saved["budget"]["max_params"] == 4000 and saved["params"] <= 4000
     assert space.resolve(saved["candidate"]).to_dict() == saved["architecture"]
@@ -66,7 +71,7 @@ def test_only_candidates_within_budget_are_trained(tmp_path, monkeypatch):
     # about half the space fits: grid walks through the rest too and must skip them untrained
     sizes = sorted(estimate(space.resolve(c)).params for c in space.enumerate())
     limit = sizes[len(sizes) // 2]
-    config = SearchConfig(str(space_file), Budget(limit), strategy="grid", trials=4, recipe=RECIPE)
+    config = SearchConfig(str(space_file), Budget(limit), strategy="grid", trials=4, recipe=RECIPE, rungs=1)
     run_search(space, config, make_dataset(), tmp_path / "run")
     assert len(trained) == 4 and max(trained) <= limit
 
@@ -109,7 +114,8 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path, monkeypatc
     winner = run_search(load_space(space_file), config, make_dataset(), tmp_path / "run")
     records = [json.loads(l) for l in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
     assert records[0]["status"] == "failed" and "diverged" in records[0]["reason"]
-    assert [r["status"] for r in records[1:]] == ["ok", "ok"] and winner["proxy_score"] is not None
+    assert [r["status"] for r in records[1:]] == ["ok", "ok", "ok"] and winner["proxy_score"] is not None
+    assert records[-1]["rung"] == 1 and records[-1]["trial"] != 1  # a failed candidate is never promoted
 
 
 def test_an_error_outside_a_trial_stops_the_search_instead_of_looping(tmp_path, monkeypatch):

@@ -7,7 +7,11 @@ from rich.table import Table
 from ..budget import Budget, Cost
 from ..survey import Survey
 
-console = Console(highlight=False, soft_wrap=True)  # plain lines never wrap mid-word off a terminal
+import sys
+
+# off a terminal (a log file, CI): plain lines never wrap mid-word, and tables get room for the
+# architecture column instead of rich's default 80 columns
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 def human(n: float) -> str:
@@ -34,6 +38,9 @@ def print_survey(space, budget: Budget, s: Survey) -> None:
                       f"({100 * s.fraction:.2f}%), estimated from {s.examined:,} uniform samples (95% margin)")
     if s.smallest is None:
         return
+    if s.min_share:
+        console.print(f"[bold]use {100 * s.min_share:.0f}%+ of it[/] {100 * s.eligible:.1f}% of those "
+                      f"(the search trains only these; --min-share changes it)")
     table = Table(title="feasible candidates" + ("" if s.exact else f" (among {s.examined:,} sampled)"))
     for col in ("", "params", "MACs", "budget use", "architecture"):
         table.add_column(col, overflow="fold")

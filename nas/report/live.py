@@ -16,19 +16,26 @@ def _progress() -> Progress:
                     TextColumn("ETA"), TimeRemainingColumn(), console=console)
 
 
+def _epochs(e: float) -> str:
+    return f"{e:g}" if e >= 1 or e == 0 else f"1/{round(1 / e):g}" if abs(1 / e - round(1 / e)) < 1e-6 else f"{e:.2f}"
+
+
 def leaderboard(records: list[dict], budget, limit: int = 10, title: str = "leaderboard") -> Table:
+    """The best candidates, each at the highest rung it reached: higher rungs first (their scores
+    come from longer training, so only scores on one rung compare)."""
     table = Table(title=title, title_justify="left")
-    for col, justify in (("#", "right"), ("trial", "right"), ("params", "right"), ("MACs", "right"),
-                         ("budget", "right"), ("proxy acc", "right"), ("s", "right"), ("architecture", "left")):
+    for col, justify in (("#", "right"), ("trial", "right"), ("rung", "right"), ("epochs", "right"),
+                         ("params", "right"), ("MACs", "right"), ("budget", "right"), ("proxy acc", "right"),
+                         ("s", "right"), ("architecture", "left")):
         table.add_column(col, justify=justify, overflow="fold")
-    ok = sorted((r for r in records if r["status"] == "ok"), key=lambda r: -r["score"])[:limit]
+    ok = sorted((r for r in records if r["status"] == "ok"), key=lambda r: (-r.get("rung", 0), -r["score"]))[:limit]
     failed = [r for r in records if r["status"] != "ok"][-3:]
     for rank, r in enumerate(ok, 1):
-        table.add_row(str(rank), str(r["trial"]), f"{r['params']:,}", human(r["macs"]), _use(r, budget),
-                      f"{100 * r['score']:.2f}%", f"{r['seconds']:.1f}", r["summary"])
+        table.add_row(str(rank), str(r["trial"]), str(r.get("rung", 0)), _epochs(r.get("epochs", 0)), f"{r['params']:,}",
+                      human(r["macs"]), _use(r, budget), f"{100 * r['score']:.2f}%", f"{r['seconds']:.1f}", r["summary"])
     for r in failed:
-        table.add_row("x", str(r["trial"]), f"{r['params']:,}", human(r["macs"]), _use(r, budget),
-                      "[red]failed[/]", f"{r['seconds']:.1f}", f"[red]{r['reason']}[/]")
+        table.add_row("x", str(r["trial"]), str(r.get("rung", 0)), _epochs(r.get("epochs", 0)), f"{r['params']:,}",
+                      human(r["macs"]), _use(r, budget), "[red]failed[/]", f"{r['seconds']:.1f}", f"[red]{r['reason']}[/]")
     return table
 
 
@@ -54,51 +61,92 @@ class _View:
         return False
 
 
-class SearchView(_View):
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, m, s = seconds // 3600, seconds % 3600 // 60, seconds % 60
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
-    def start(self, config, space, resumed: int) -> None:
-        self.budget, self.total = config.budget, config.trials
+
+class SearchView(_View):
+    """A bar for the whole search (its time, or its candidates) and one for the job training now,
+    each with an ETA; the leaderboard below. Off a terminal: one line per finished job."""
+
+    def start(self, config, space, resumed: int, clock=None) -> None:
+        self.budget, self.clock, self.config = config.budget, clock, config
+        ladder = config.ladder
+        rungs = ", ".join(_epochs(ladder.epochs(k)) for k in range(ladder.rungs))
+        amount = (f"{config.max_trials} candidates" if config.max_trials is not None else "as many candidates as fit")
+        if config.time is not None:
+            amount += f" in {_duration(config.time)}"
         console.print(f"[bold]search[/] {space.name} ({space.size:,} candidates) within {config.budget.describe()}: "
-                      f"{config.strategy}, {config.trials} trials, proxy {config.recipe.epochs} epochs"
-                      + (f"; resuming after {resumed} finished trials" if resumed else ""))
+                      f"{config.strategy}, {amount}; rungs of {rungs} epochs, the best 1/{ladder.eta} promoted"
+                      + (f"; only candidates using {100 * config.min_share:.0f}%+ of the budget" if config.min_share else "")
+                      + (f"; resuming after {resumed} candidates" if resumed else ""))
         if config.execution is not None:
             console.print(f"execution: {config.execution.describe()}")
-        self.progress = _progress()
-        self.task = self.progress.add_task("trials", total=config.trials, completed=resumed)
-        self.current = ""
-        self.records = []
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+        timed = config.time is not None
+        self.search = self.progress.add_task(
+            "search", info="", total=config.time if timed else config.max_trials,
+            completed=(clock.elapsed() if timed and clock else resumed))
+        self.job = None
+        self.records, self.candidates = [], resumed
         if self.tty:
             self.live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
             self.live.start()
 
     def _render(self):
-        return Group(self.progress, leaderboard(self.records, self.budget), self.current)
+        return Group(self.progress, leaderboard(self.records, self.budget))
 
-    def trial_started(self, record: dict) -> None:
-        self.current = f"training trial {record['trial']}: {record['summary']} ({record['params']:,} params)"
-        if self.live:
-            self.live.update(self._render())
+    def _search_info(self) -> str:
+        info = f"{self.candidates} candidates"
+        if self.config.time is not None and self.clock is not None:
+            info += f", {_duration(self.clock.remaining())} left"
+        return info
 
-    def trial_finished(self, record: dict, log) -> None:
-        self.records = log.records
-        self.progress.update(self.task, completed=len(log.records))
-        self.current = ""
+    def job_started(self, job: dict) -> None:
+        if self.job is not None:
+            self.progress.remove_task(self.job)
+        self.job_rung = job["rung"]
+        self.job = self.progress.add_task(
+            f"trial {job['trial']} rung {job['rung']}", total=None,
+            info=f"{_epochs(job['epochs'])} epochs, {job['params']:,} params: {job['summary']}")
+        self.progress.update(self.search, info=self._search_info())
+
+    def job_progress(self, step: int, total: int) -> None:
+        self.progress.update(self.job, completed=step, total=total)
+        if self.config.time is not None and self.clock is not None:
+            self.progress.update(self.search, completed=self.clock.elapsed(), info=self._search_info())
+        elif self.job_rung == 0:
+            self.progress.update(self.search, completed=self.candidates + step / total)
+
+    def job_finished(self, record: dict, log) -> None:
+        self.records, self.candidates = log.final(), len(log)
+        if self.config.time is None:
+            self.progress.update(self.search, completed=self.candidates)
+        self.progress.update(self.search, info=self._search_info())
         if self.live:
             self.live.update(self._render())
         else:
             best = log.best()
             outcome = f"{100 * record['score']:.2f}%" if record["status"] == "ok" else f"failed: {record['reason']}"
-            console.print(f"trial {record['trial']}/{self.total} {outcome} in {record['seconds']:.1f}s, "
-                          f"{record['params']:,} params, {human(record['macs'])} MACs: {record['summary']}"
-                          + (f" | best {100 * best['score']:.2f}% (trial {best['trial']})" if best else ""))
+            console.print(f"trial {record['trial']} rung {record['rung']} ({_epochs(record['epochs'])} epochs) {outcome} "
+                          f"in {record['seconds']:.1f}s, {record['params']:,} params, {human(record['macs'])} MACs: "
+                          f"{record['summary']}"
+                          + (f" | best {100 * best['score']:.2f}% (trial {best['trial']}, rung {best['rung']})" if best else "")
+                          + f" | {self._search_info()}")
 
     def finish(self, log) -> None:
+        if self.job is not None:
+            self.progress.remove_task(self.job)
+            self.job = None
         if self.live:
-            self.live.update(Group(self.progress, leaderboard(log.records, self.budget)))
+            self.live.update(Group(self.progress, leaderboard(log.final(), self.budget)))
             self.live.stop()
             self.live = None
         else:
-            console.print(leaderboard(log.records, self.budget))
+            console.print(leaderboard(log.final(), self.budget))
 
 
 class RetrainView(_View):

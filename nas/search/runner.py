@@ -1,9 +1,19 @@
-"""Run a search: space -> budget filter -> strategy -> proxy training -> trials.jsonl -> winner.json.
+"""Run a search: space -> budget filter -> strategy -> proxy training on a ladder of rungs ->
+trials.jsonl -> winner.json.
+
+Each candidate the strategy proposes trains on rung 0; after every result, the candidates that
+successive halving promotes (nas.search.rungs) train on the next rung, going on from their own
+weights. The strategy is told the score of the highest rung its candidate reached by then.
+
+With a time limit the search admits a new candidate only while the time left covers its rung-0
+job and the promotions the ladder will owe once it is in; a job that would overrun the limit is
+not started, and one that overruns anyway is stopped at it (and not recorded).
 
 Resuming: trials.jsonl is the strategy's memory. On a restart with the same settings the
 strategy (seeded) proposes the same candidates in the same order; those already in the log are
-answered from it without training, which rebuilds the strategy's state exactly, and the search
-carries on from the first candidate it has not tried.
+answered from it without training, which rebuilds the strategy's state exactly. The promotions
+the interrupted run owed are made when the replay reaches the last candidate it had trained,
+and the search carries on from the first candidate it has not tried. No job is trained twice.
 """
 from __future__ import annotations
 
@@ -16,24 +26,26 @@ import torch
 
 from .. import __version__
 from ..budget import Budget, estimate
-from ..data import Dataset, channel_stats, check_compatible, holdout, subset
+from ..data import Dataset, Split, channel_stats, check_compatible, holdout, subset
 from ..errors import UserError
 from ..execution import Execution, choose, default_batch_size
-from ..files import write_json
+from ..files import save_torch, write_json
 from ..records import WINNER_FORMAT, TrialRecord, TrialStatus
 from ..spaces import Space
 from ..prescreen import Prescreen
 from ..train import PROXY, Diverged, Recipe, train
+from .clock import Clock
+from .rungs import Ladder, due_promotions, obligations
 from .trials import TrialLog
 
 
-
 STALE_PER_TRIAL, STALE_MIN = 50, 1000  # a search stops after this many useless proposals in a row
+DEFAULT_TRIALS = 30  # candidates, where neither --trials nor --time says
 
 
-def population_size(trials: int) -> int:
+def population_size(trials: int | None) -> int:
     """Regularized evolution's population (and RL's batch): a third of the trials, 4 to 20."""
-    return max(4, min(20, trials // 3))
+    return 20 if trials is None else max(4, min(20, trials // 3))
 
 
 @dataclass
@@ -41,8 +53,12 @@ class SearchConfig:
     space_path: str
     budget: Budget
     strategy: str = "evolution"
-    trials: int = 30
-    recipe: Recipe = field(default_factory=lambda: PROXY)
+    trials: int | None = None  # candidates trained on rung 0; None: as many as `time` allows, else DEFAULT_TRIALS
+    time: float | None = None  # seconds for the whole search, resumes included
+    recipe: Recipe = field(default_factory=lambda: PROXY)  # its epochs: the last rung's
+    rungs: int = 4  # successive halving: rung k trains recipe.epochs / eta**(rungs-1-k) epochs
+    eta: int = 3  # and promotes its best 1/eta to the next rung
+    min_share: float = 0.5  # train only candidates using at least this share of the budget (0: any)
     seed: int = 0
     val_fraction: float = 0.1  # of the training split, held out to score the proxy
     data_fraction: float = 1.0  # of what is left, used to train the proxy
@@ -52,19 +68,32 @@ class SearchConfig:
     prescreen: float | None = None  # keep only candidates in this top fraction by NASWOT score
     command: str = ""  # the command line that started it, for the report
 
+    @property
+    def ladder(self) -> Ladder:
+        return Ladder(self.recipe.epochs, self.rungs, self.eta)
+
+    @property
+    def max_trials(self) -> int | None:
+        return self.trials if self.trials is not None or self.time is not None else DEFAULT_TRIALS
 
     def identity(self, space: Space) -> dict:
-        """What must match for a run directory to be resumed rather than refused."""
+        """What must match for a run directory to be resumed rather than refused (the trial
+        count and the time are not: a search may be resumed to go on for longer)."""
         return {
             "space": {"path": self.space_path, "name": space.name, "fingerprint": space.fingerprint()},
             "budget": self.budget.to_dict(), "strategy": self.strategy, "seed": self.seed,
-            "recipe": self.recipe.to_dict(), "val_fraction": self.val_fraction,
-            "data_fraction": self.data_fraction, "data": self.data_source, "prescreen": self.prescreen,
+            "recipe": self.recipe.to_dict(), "ladder": self.ladder.to_dict(), "min_share": self.min_share,
+            "val_fraction": self.val_fraction, "data_fraction": self.data_fraction, "data": self.data_source,
+            "prescreen": self.prescreen,
         }
 
 
 class SearchFailed(UserError):
     """Every trial failed."""
+
+
+class DeadlineReached(Exception):
+    """The search's time ran out in the middle of a job."""
 
 
 def _describe_failure(e: BaseException) -> str:
@@ -77,31 +106,97 @@ def _describe_failure(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def run_trial(number: int, candidate: dict, arch, train_split, val_split, recipe: Recipe, mean, std,
-              execution: Execution, seed: int, naswot: float | None = None) -> TrialRecord:
-    """Train one candidate by the proxy recipe and score it on the validation split. Its failure
-    (an exception, out of memory, divergence, a timeout) is recorded, never raised."""
-    cost = estimate(arch)
-    t0 = time.perf_counter()
-    try:
-        with torch.random.fork_rng(devices=[]):  # training must not move the strategy's RNG
-            torch.manual_seed(seed)  # before build: the seed decides the initial weights
-            model = arch.build()
-            history = train(model, train_split, val_split, recipe, mean, std, execution=execution, seed=seed).history
-        status, score, reason = TrialStatus.OK, history[-1].test_acc, None
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # the candidate's failure, not the search's
-        status, score, reason = TrialStatus.FAILED, None, _describe_failure(e)
-    model = None
-    if status == TrialStatus.FAILED:
-        # free what the failed trial held (its traceback is gone now) before the next one;
-        # a full collection costs ~0.3 s, so only after a failure
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    return TrialRecord(number, candidate, arch.summary(), cost.params, cost.macs, status, score, reason,
-                       round(time.perf_counter() - t0, 3), naswot)
+@dataclass
+class Trainer:
+    """Trains one search's candidates on the rungs of its ladder: what every job shares, held once."""
+
+    train_split: Split
+    val_split: Split
+    recipe: Recipe
+    ladder: Ladder
+    mean: list
+    std: list
+    execution: Execution
+    data_fraction: float
+    snapshots: Path  # where each rung leaves the weights the next one goes on from
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n, batch = len(self.train_split), self.recipe.batch_size
+        return n // batch if n >= batch else 1
+
+    def snapshot(self, trial: int, rung: int) -> Path:
+        return self.snapshots / f"trial-{trial}-rung-{rung}.pt"
+
+    def run(self, trial: int, rung: int, candidate: dict, arch, seed: int, elapsed, on_step=None,
+            naswot: float | None = None) -> TrialRecord:
+        """Train candidate `trial` on `rung` (from its rung-below weights where saved, else from
+        scratch) and score it on the validation split. Its failure (an exception, out of memory,
+        divergence, a timeout) is recorded, never raised; DeadlineReached from on_step is raised."""
+        cost = estimate(arch)
+        ladder, recipe, spe = self.ladder, self.recipe, self.steps_per_epoch
+        t0 = time.perf_counter()
+        try:
+            with torch.random.fork_rng(devices=[]):  # training must not move the strategy's RNG
+                torch.manual_seed(seed)  # before build: the seed decides the initial weights
+                model = arch.build()
+                start, optimizer_state = 0, None
+                below = self.snapshot(trial, rung - 1)
+                if rung > 0 and below.exists():
+                    saved = torch.load(below, map_location="cpu", weights_only=False)
+                    model.load_state_dict(saved["model"])
+                    start, optimizer_state = saved["step"], saved["optimizer"]
+
+                def on_snapshot(step, model, optimizer):
+                    save_torch(self.snapshot(trial, rung), {"step": step, "model": model.state_dict(),
+                                                            "optimizer": optimizer.state_dict()})
+
+                history = train(model, self.train_split, self.val_split, recipe.with_(epochs=ladder.epochs(rung)),
+                                self.mean, self.std, execution=self.execution, seed=seed, on_step=on_step,
+                                schedule=ladder.schedule(rung, recipe, spe), start_step=start,
+                                optimizer_state=optimizer_state, snapshot_at=ladder.resume_step(rung, recipe, spe),
+                                on_snapshot=on_snapshot).history
+            status, score, reason = TrialStatus.OK, history[-1].test_acc, None
+        except (KeyboardInterrupt, DeadlineReached):
+            raise
+        except Exception as e:  # the candidate's failure, not the search's
+            status, score, reason = TrialStatus.FAILED, None, _describe_failure(e)
+        model = None
+        if status == TrialStatus.FAILED:
+            # free what the failed trial held (its traceback is gone now) before the next one;
+            # a full collection costs ~0.3 s, so only after a failure
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        return TrialRecord(trial=trial, rung=rung, candidate=candidate, summary=arch.summary(), params=cost.params,
+                           macs=cost.macs, epochs=round(ladder.epochs(rung), 4), data_fraction=self.data_fraction,
+                           status=status, score=score, reason=reason, seconds=round(time.perf_counter() - t0, 3),
+                           elapsed=round(elapsed(), 3), naswot=naswot)
+
+    def forget(self, trial: int, rung: int) -> None:
+        """Drop a snapshot nothing will go on from any more."""
+        self.snapshot(trial, rung).unlink(missing_ok=True)
+
+
+class Planner:
+    """Expected seconds of each rung's jobs, from the jobs done so far: a rung's own mean where it
+    has results, else rung 0's scaled by the ladder's relative cost."""
+
+    def __init__(self, log: TrialLog, ladder: Ladder):
+        self.log, self.ladder = log, ladder
+
+    def job_seconds(self, rung: int) -> float | None:
+        here = [r["seconds"] for r in self.log.records if r["rung"] == rung]
+        if here:
+            return sum(here) / len(here)
+        first = [r["seconds"] for r in self.log.records if r["rung"] == 0]
+        return sum(first) / len(first) * self.ladder.relative_cost(rung) if first else None
+
+    def owed_seconds(self, candidates: int) -> float:
+        """Seconds of the promotions still to come once `candidates` have trained on rung 0."""
+        done = [sum(1 for r in self.log.records if r["rung"] == k) for k in range(self.ladder.rungs)]
+        owed = obligations(candidates, self.ladder)
+        return sum(max(0, owed[k] - done[k]) * (self.job_seconds(k) or 0.0) for k in range(1, self.ladder.rungs))
 
 
 def prepare_out(out: Path, identity: dict, command: str = "") -> bool:
@@ -126,10 +221,22 @@ def prepare_out(out: Path, identity: dict, command: str = "") -> bool:
     return False
 
 
+def check_settings(config: SearchConfig) -> None:
+    """The search's own settings, checked before anything is read or written."""
+    if config.rungs < 1 or config.eta < 2:
+        raise UserError(f"successive halving needs at least 1 rung and eta of at least 2 "
+                        f"(got {config.rungs} rungs, eta {config.eta})")
+    if not 0 <= config.min_share < 1:
+        raise UserError(f"the budget share must lie in [0, 1), not {config.min_share:g}")
+    if config.time is not None and config.time <= 0:
+        raise UserError(f"the time must be positive, not {config.time:g}")
+
+
 def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Path, view=None) -> dict:
     """Search and return the winner record (also written to out/winner.json)."""
     from .nni_adapter import run_strategy
 
+    check_settings(config)
     check_compatible(data, space.input_size, space.in_channels, space.num_classes)
     execution = config.execution or choose(config.device)
     # the batch size is part of what a resumed search must match: fix it before the identity
@@ -143,67 +250,123 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     identity = config.identity(space)
     prepare_out(out, identity, config.command)
     log = TrialLog(out / "trials.jsonl", repair=True)
-    budget, recipe = config.budget, config.recipe
+    clock = Clock(out / "clock.json", config.time)
+    budget, ladder = config.budget, config.ladder
+    trainer = Trainer(train_split, val_split, config.recipe, ladder, mean, std, execution, config.data_fraction,
+                      out / "snapshots")
+    planner = Planner(log, ladder)
     stale = 0  # proposals in a row that were already tried or over budget
     if view is not None:
-        view.start(config, space, resumed=len(log))
+        view.start(config, space, resumed=len(log), clock=clock)
 
-    def finished() -> int:
-        return len(log)
+    def admits_another() -> bool:
+        """Is there time (and trial count) for one more candidate, with the promotions it brings?"""
+        n = len(log)
+        if config.max_trials is not None and n >= config.max_trials:
+            return False
+        if config.time is None:
+            return True
+        first = planner.job_seconds(0)
+        return first is None or first + planner.owed_seconds(n + 1) <= clock.remaining()
 
     def keep_going() -> bool:
-        # stop at the trial count, or when the strategy keeps proposing what it already tried
-        return finished() < config.trials and stale < STALE_PER_TRIAL * config.trials + STALE_MIN
+        # stop at the trial count or time, or when the strategy keeps proposing what it already tried
+        stale_limit = STALE_PER_TRIAL * (config.max_trials or len(log) + 1) + STALE_MIN
+        return admits_another() and stale < stale_limit
 
     screen = Prescreen(space, budget, train_split, mean, std, config.prescreen, config.seed) if config.prescreen else None
 
     def feasible(candidate: dict) -> bool:
-        if not budget.fits(estimate(space.resolve(candidate))):
+        cost = estimate(space.resolve(candidate))
+        if not budget.fits(cost) or budget.use(cost) < config.min_share:
             return False
         return screen is None or screen.keeps(candidate)
 
+    def run_job(trial: int, rung: int, candidate: dict) -> None:
+        arch = space.resolve(candidate)
+        cost = estimate(arch)
+        if view is not None:
+            view.job_started({"trial": trial, "rung": rung, "candidate": candidate, "summary": arch.summary(),
+                              "params": cost.params, "macs": cost.macs, "epochs": ladder.epochs(rung)})
+
+        def on_step(step: int, total: int) -> None:
+            clock.tick()
+            if clock.remaining() <= 0:
+                raise DeadlineReached()
+            if view is not None:
+                view.job_progress(step, total)
+
+        record = trainer.run(trial, rung, candidate, arch, seed=config.seed + trial, elapsed=clock.elapsed,
+                             on_step=on_step, naswot=screen.score(candidate) if screen else None)
+        log.append(record.to_dict())
+        clock.save()
+        if rung > 0:
+            trainer.forget(trial, rung - 1)
+        if view is not None:
+            view.job_finished(record.to_dict(), log)
+
+    def promote() -> None:
+        """Train every promotion due, highest rung first, until none is (or none fits the time)."""
+        while True:
+            due = [(r, k) for r, k in due_promotions(log.records, ladder)
+                   if (planner.job_seconds(k) or 0.0) <= clock.remaining()]
+            if not due:
+                return
+            record, rung = due[0]
+            run_job(record["trial"], rung, record["candidate"])
+
+    def reported(candidate: dict) -> float:
+        """The score the strategy is told: the highest rung's the candidate had reached when its
+        proposal was answered (for a replayed one, before the next candidate was first trained)."""
+        trial = log.rungs(candidate)[0]["trial"]
+        cutoff = next((i for i, r in enumerate(log.records) if r["rung"] == 0 and r["trial"] > trial), None)
+        seen = [r for r in log.records[:cutoff] if r["trial"] == trial and r["status"] == "ok"]
+        return max(seen, key=lambda r: r["rung"])["score"] if seen else 0.0
+
     def objective(candidate: dict) -> float:
         nonlocal stale
-        previous = log.get(candidate)
-        if previous is not None:  # replay on resume, or a strategy repeating itself
+        jobs = log.rungs(candidate)
+        if jobs:  # replay on resume, or a strategy repeating itself
             stale += 1
-            return previous["score"] if previous["status"] == TrialStatus.OK else 0.0
+            if jobs[0]["trial"] == len(log):
+                promote()  # the last candidate trained: the promotions it brought may be unfinished
+            return reported(candidate)
         if not feasible(candidate):
             stale += 1
             return 0.0
         stale = 0
-        arch = space.resolve(candidate)
-        cost = estimate(arch)
-        number = finished() + 1
-        if view is not None:
-            view.trial_started({"trial": number, "candidate": candidate, "summary": arch.summary(),
-                                "params": cost.params, "macs": cost.macs})
-        record = run_trial(number, candidate, arch, train_split, val_split, recipe, mean, std, execution,
-                           seed=config.seed + number, naswot=screen.score(candidate) if screen else None)
-        log.append(record.to_dict())
-        if view is not None:
-            view.trial_finished(record.to_dict(), log)
-        return record.score if record.status == TrialStatus.OK else 0.0
+        run_job(len(log) + 1, 0, candidate)
+        promote()
+        return reported(candidate)
 
-    if keep_going():
-        run_strategy(config.strategy, {n: c.values for n, c in space.choices.items()}, objective, feasible,
-                     keep_going, seed=config.seed, population=population_size(config.trials))
+    try:
+        if keep_going():
+            run_strategy(config.strategy, {n: c.values for n, c in space.choices.items()}, objective, feasible,
+                         keep_going, seed=config.seed, population=population_size(config.max_trials))
+        promote()
+    except DeadlineReached:
+        pass  # the job in flight is dropped; everything finished is in the log
+    clock.save()
     best = log.best()
     if view is not None:
         view.finish(log)
     if best is None:
         reasons = sorted({r["reason"] for r in log.records if r.get("reason")})
-        raise SearchFailed(f"all {len(log)} trials failed" + (f": {'; '.join(reasons[:3])}" if reasons else "")
-                           if len(log) else "the strategy proposed no candidate within the budget")
+        if len(log):
+            raise SearchFailed(f"all {len(log)} trials failed" + (f": {'; '.join(reasons[:3])}" if reasons else ""))
+        raise SearchFailed("no candidate within the budget was trained"
+                           + (" in the time given" if config.time is not None else ""))
     arch = space.resolve(best["candidate"])
     winner = {
         "format": WINNER_FORMAT, "nas_version": __version__,
         "space": identity["space"], "budget": budget.to_dict(),
         "candidate": best["candidate"], "architecture": arch.to_dict(), "summary": arch.summary(),
         "params": best["params"], "macs": best["macs"], "proxy_score": best["score"],
+        "proxy_rung": best["rung"], "proxy_epochs": best["epochs"],
         "strategy": config.strategy, "trials": len(log), "seed": config.seed,
+        "search_seconds": round(clock.elapsed(), 1),
         "data": config.data_source, "normalize": {"mean": mean, "std": std},
-        "proxy_recipe": recipe.to_dict(),
+        "proxy_recipe": config.recipe.to_dict(), "ladder": ladder.to_dict(),
     }
     write_json(out / "winner.json", winner)
     return winner

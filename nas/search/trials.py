@@ -1,4 +1,5 @@
-"""trials.jsonl: one JSON line per finished trial, appended and fsynced the moment it ends."""
+"""trials.jsonl: one JSON line per finished training job (a candidate on one rung), appended and
+fsynced the moment it ends. Lines written before rungs existed read as rung 0."""
 from __future__ import annotations
 
 import json
@@ -20,8 +21,8 @@ class TrialLog:
 
     def __init__(self, path: str | Path, repair: bool = False):
         self.path = Path(path)
-        self.records: list[dict] = []
-        self.by_key: dict[str, dict] = {}
+        self.records: list[dict] = []  # every job, in the order they ended
+        self.by_key: dict[str, dict[int, dict]] = {}  # candidate -> rung -> its job
         if self.path.exists():
             self._load(repair)
 
@@ -50,11 +51,18 @@ class TrialLog:
             write_bytes(self.path, b"".join(l + b"\n" for l in good))
 
     def _remember(self, record: dict) -> None:
+        record.setdefault("rung", 0)
         self.records.append(record)
-        self.by_key[candidate_key(record["candidate"])] = record
+        self.by_key.setdefault(candidate_key(record["candidate"]), {})[record["rung"]] = record
+
+    def rungs(self, candidate: dict) -> dict[int, dict]:
+        """The candidate's jobs by rung ({} when it was never trained)."""
+        return self.by_key.get(candidate_key(candidate), {})
 
     def get(self, candidate: dict) -> dict | None:
-        return self.by_key.get(candidate_key(candidate))
+        """The candidate's job on the highest rung it reached."""
+        jobs = self.rungs(candidate)
+        return jobs[max(jobs)] if jobs else None
 
     def append(self, record: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,11 +72,21 @@ class TrialLog:
             os.fsync(f.fileno())
         self._remember(record)
 
+    def final(self) -> list[dict]:
+        """One record per candidate, its highest rung's, in the order candidates were first trained."""
+        return [jobs[max(jobs)] for jobs in self.by_key.values()]
+
     def ok(self) -> list[dict]:
-        return [r for r in self.records if r["status"] == "ok"]
+        """Per candidate that trained at all, its job on the highest rung it finished."""
+        ok = ([r for _, r in sorted(jobs.items()) if r["status"] == "ok"] for jobs in self.by_key.values())
+        return [done[-1] for done in ok if done]
 
     def best(self) -> dict | None:
-        return max(self.ok(), key=lambda r: r["score"], default=None)
+        """The winner: the best score on the highest rung any candidate finished."""
+        ok = self.ok()
+        top = max((r["rung"] for r in ok), default=None)
+        return max((r for r in ok if r["rung"] == top), key=lambda r: r["score"], default=None)
 
     def __len__(self) -> int:
-        return len(self.records)
+        """Candidates trained (on rung 0 at least)."""
+        return len(self.by_key)

@@ -1,0 +1,185 @@
+"""Successive halving, the search's time limit and budget-aware sampling (synthetic data, CPU)."""
+import json
+import time
+
+import pytest
+
+import nas.search.runner as runner
+from nas.budget import Budget, estimate
+from nas.search import SearchConfig, run_search
+from nas.search.clock import parse_duration
+from nas.search.rungs import Ladder, due_promotions
+from nas.spaces import load_space
+from nas.train import PROXY
+
+from .conftest import run_nas
+from .synthetic import make_dataset, write_npz, write_space
+
+RECIPE = PROXY.with_(epochs=1, batch_size=64)
+
+
+def _jobs(out):
+    return [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
+
+
+def _strip(jobs):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "elapsed")} for r in jobs]
+
+
+def test_the_ladder_trains_eta_times_longer_per_rung_and_continues_from_the_decay():
+    ladder = Ladder(top_epochs=9, rungs=4, eta=3)
+    assert [ladder.epochs(k) for k in range(4)] == pytest.approx([1 / 3, 1, 3, 9])
+    spe = 100
+    for k in range(3):
+        here, above = ladder.schedule(k, PROXY, spe), ladder.schedule(k + 1, PROXY, spe)
+        assert here.warm == above.warm  # the same warm-up on every rung: one run, stopped and continued
+        assert ladder.resume_step(k, PROXY, spe) == here.decay_from < above.decay_from < above.total
+        peak = 1.0
+        assert here.lr(here.decay_from - 1, peak) == peak == above.lr(here.decay_from, peak)  # flat until the decay
+        assert here.lr(here.total - 1, peak) < 0.1  # each rung ends decayed, then is scored
+    assert ladder.resume_step(3, PROXY, spe) is None
+    one = Ladder(top_epochs=8, rungs=1)  # one rung: the recipe's own warm-up and cosine
+    assert one.schedule(0, PROXY, spe).decay_from == one.schedule(0, PROXY, spe).warm
+
+
+def test_promotion_takes_the_best_third_of_each_rung_and_never_a_failure():
+    ladder = Ladder(top_epochs=9, rungs=3, eta=3)
+    records = [{"trial": i, "rung": 0, "status": "ok", "score": s} for i, s in enumerate([0.5, 0.9, 0.7, 0.8, 0.2], 1)]
+    records.append({"trial": 6, "rung": 0, "status": "failed", "score": None})
+    assert [(r["trial"], k) for r, k in due_promotions(records, ladder)] == [(2, 1), (4, 1)]
+    records.append({"trial": 2, "rung": 1, "status": "ok", "score": 0.95})
+    assert [(r["trial"], k) for r, k in due_promotions(records, ladder)] == [(4, 1)]  # rung 1 has 1 result: none up
+
+
+def test_rungs_are_recorded_and_promotions_go_on_from_the_rungs_weights(tmp_path, monkeypatch):
+    starts = []
+    real = runner.train
+
+    def spy(model, *a, **k):
+        starts.append(k["start_step"])
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(runner, "train", spy)
+    space_file = write_space(tmp_path / "small.py")
+    config = SearchConfig(str(space_file), Budget(6000), strategy="random", trials=9, rungs=3, eta=3,
+                          recipe=PROXY.with_(epochs=3, batch_size=32), data_fraction=0.5)
+    winner = run_search(load_space(space_file), config, make_dataset(512), tmp_path / "run")
+    jobs = _jobs(tmp_path / "run")
+    assert [sum(r["rung"] == k for r in jobs) for k in range(3)] == [9, 3, 1]
+    for i, r in enumerate(jobs):
+        assert r["epochs"] == pytest.approx(config.ladder.epochs(r["rung"]), abs=1e-4) and r["data_fraction"] == 0.5
+        if r["rung"] > 0:  # promoted from among the best third of its rung's results at the time
+            below = [j for j in jobs[:i] if j["rung"] == r["rung"] - 1]
+            best = sorted(j["score"] for j in below if j["status"] == "ok")[::-1][:len(below) // 3]
+            assert next(j["score"] for j in below if j["trial"] == r["trial"]) in best
+    train_split = round(512 * 0.9 * 0.5)
+    resume = config.ladder.resume_step(0, config.recipe, train_split // 32)
+    assert [s for s, r in zip(starts, jobs) if r["rung"] == 1] == [resume] * 3 and resume > 0
+    assert [s for s, r in zip(starts, jobs) if r["rung"] == 0] == [0] * 9
+    assert winner["proxy_rung"] == 2 and winner["proxy_score"] == next(r["score"] for r in jobs if r["rung"] == 2)
+
+
+def test_a_search_interrupted_mid_ladder_resumes_to_the_same_log(tmp_path, monkeypatch):
+    space_file = write_space(tmp_path / "small.py")
+    config = SearchConfig(str(space_file), Budget(6000), strategy="evolution", trials=9, rungs=3,
+                          recipe=PROXY.with_(epochs=3, batch_size=32))
+    data = make_dataset(512)
+    run_search(load_space(space_file), config, data, tmp_path / "whole")
+    whole = _jobs(tmp_path / "whole")
+    promotion = next(i for i, r in enumerate(whole) if r["rung"] == 1)
+
+    calls = {"n": 0}
+    real = runner.train
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == promotion + 1:  # killed while training the first promotion
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(load_space(space_file), config, data, tmp_path / "cut")
+    assert len(_jobs(tmp_path / "cut")) == promotion
+    calls["n"] = -10_000
+    run_search(load_space(space_file), config, data, tmp_path / "cut")
+    resumed = _jobs(tmp_path / "cut")
+    assert _strip(resumed) == _strip(whole)  # the same jobs, in the same order, with the same scores
+    assert calls["n"] == -10_000 + len(whole) - promotion  # and only the missing ones trained
+
+
+def test_time_stops_the_search_within_its_budget_plus_one_job(tmp_path):
+    space_file = write_space(tmp_path / "small.py")
+    config = SearchConfig(str(space_file), Budget(6000), strategy="random", time=4.0, rungs=2,
+                          recipe=PROXY.with_(epochs=3, batch_size=32))
+    t0 = time.monotonic()
+    winner = run_search(load_space(space_file), config, make_dataset(512), tmp_path / "run")
+    wall = time.monotonic() - t0
+    jobs = _jobs(tmp_path / "run")
+    longest = max(r["seconds"] for r in jobs)
+    assert len(jobs) >= 3 and winner["search_seconds"] <= 4.0 + longest
+    assert wall <= 4.0 + longest + 10  # + loading NNI and the data
+    assert max(r["elapsed"] for r in jobs) <= 4.0 + longest
+    clock = json.loads((tmp_path / "run" / "clock.json").read_text())
+    assert clock["elapsed"] == pytest.approx(winner["search_seconds"], abs=0.5)
+
+    # the same command again: the time is spent, nothing more trains, the winner is the same
+    again = run_search(load_space(space_file), config, make_dataset(512), tmp_path / "run")
+    assert _jobs(tmp_path / "run") == jobs and again["candidate"] == winner["candidate"]
+
+
+def test_a_job_that_overruns_the_time_is_stopped_and_not_recorded(tmp_path):
+    space_file = write_space(tmp_path / "small.py")
+    config = SearchConfig(str(space_file), Budget(6000), strategy="random", time=1.5, rungs=1,
+                          recipe=PROXY.with_(epochs=60, batch_size=32))  # one job is far longer than the time
+    t0 = time.monotonic()
+    with pytest.raises(runner.SearchFailed, match="in the time given"):
+        run_search(load_space(space_file), config, make_dataset(512), tmp_path / "run")
+    assert time.monotonic() - t0 < 15
+    assert not (tmp_path / "run" / "trials.jsonl").exists() or _jobs(tmp_path / "run") == []
+
+
+@pytest.mark.parametrize("share", [0.6, 0.0])
+def test_budget_aware_sampling_never_trains_below_the_share(tmp_path, monkeypatch, share):
+    trained = []
+    real = runner.train
+
+    def spy(model, *a, **k):
+        trained.append(sum(p.numel() for p in model.parameters()))
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(runner, "train", spy)
+    space_file = write_space(tmp_path / "small.py")
+    space = load_space(space_file)
+    sizes = sorted(estimate(space.resolve(c)).params for c in space.enumerate())
+    budget = Budget(sizes[-1])
+    config = SearchConfig(str(space_file), budget, strategy="random", trials=12, rungs=1, recipe=RECIPE,
+                          min_share=share)
+    run_search(space, config, make_dataset(), tmp_path / "run")
+    assert len(trained) == 12
+    if share:
+        assert min(trained) >= share * budget.max_params
+    else:
+        assert min(trained) < 0.6 * budget.max_params  # without it, small candidates are trained too
+
+
+def test_durations_parse():
+    assert [parse_duration(t) for t in ("90s", "45m", "2h", "1h30m", "120")] == [90, 2700, 7200, 5400, 120]
+    for bad in ("soon", "1x", "-5m", "0"):
+        with pytest.raises(Exception):
+            parse_duration(bad)
+
+
+@pytest.mark.parametrize("flag,value,says", [("--time", "soon", "not a duration"), ("--eta", "1", "2 or more"),
+                                             ("--min-share", "1", "[0, 1)"), ("--rungs", "0", "positive")])
+def test_bad_ladder_and_time_flags_are_one_line_before_anything_is_written(tmp_path, flag, value, says):
+    space, data = write_space(tmp_path / "small.py"), write_npz(tmp_path / "d.npz")
+    r = run_nas("search", space, "--budget", "6k", "--data", data, "--out", tmp_path / "run", flag, value)
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_a_share_no_candidate_reaches_is_refused(tmp_path):
+    space, data = write_space(tmp_path / "small.py"), write_npz(tmp_path / "d.npz")
+    r = run_nas("search", space, "--budget", "1M", "--data", data, "--out", tmp_path / "run")
+    assert r.returncode == 2 and "--min-share" in r.stderr and not (tmp_path / "run").exists()
