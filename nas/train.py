@@ -46,7 +46,7 @@ COMPILE_WARMUP_STEPS = 3  # steps a compiled network takes to compile before its
 TUNE_MIN_STEPS = 600  # timing bf16 against fp32 costs ~12 steps: a shorter run keeps the device's default
 
 # The proxy: a short run on a held-out split. The full retrain: long, stronger augmentation.
-PROXY = Recipe(epochs=9, lr=0.2, label_smoothing=0.1, warmup=0.1,
+PROXY = Recipe(epochs=4, lr=0.2, label_smoothing=0.1, warmup=0.1,
                augment=Augment(flip=True, translate=2, cutout=0), tta=False, eval_each_epoch=False)
 FULL = Recipe()
 

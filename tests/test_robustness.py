@@ -29,7 +29,7 @@ def test_search_survives_sigkill_and_resumes(tmp_path):
     data = write_npz(tmp_path / "d.npz", n_train=512)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "nas", "search", str(space), "--budget", "6k", "--trials", "6", "--proxy-epochs", "2",
-           "--batch-size", "64", "--data", str(data), "--out", str(out), "--strategy", "evolution"]
+           "--batch-size", "64", "--data", str(data), "--out", str(out), "--strategy", "evolution", "--eta", "3"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while len(_lines(out / "trials.jsonl")) < 2 and time.time() < deadline and proc.poll() is None:

@@ -33,7 +33,8 @@ def test_a_whole_search_with_each_strategy(tmp_path, strategy):
     space_file = write_space(tmp_path / "small.py")
     space = load_space(space_file)
     budget = Budget(4000)
-    config = SearchConfig(str(space_file), budget, strategy=strategy, trials=3, recipe=RECIPE, data_source="synthetic")
+    config = SearchConfig(str(space_file), budget, strategy=strategy, trials=3, eta=3, recipe=RECIPE,
+                          data_source="synthetic")
     out = tmp_path / "run"
     view = LineCounter(out / "trials.jsonl")
     winner = run_search(space, config, make_dataset(), out, view=view)
@@ -110,7 +111,7 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path, monkeypatc
 
     monkeypatch.setattr(runner, "train", flaky)
     space_file = write_space(tmp_path / "small.py")
-    config = SearchConfig(str(space_file), Budget(4000), strategy="random", trials=3, recipe=RECIPE)
+    config = SearchConfig(str(space_file), Budget(4000), strategy="random", trials=3, eta=3, recipe=RECIPE)
     winner = run_search(load_space(space_file), config, make_dataset(), tmp_path / "run")
     records = [json.loads(l) for l in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
     assert records[0]["status"] == "failed" and "diverged" in records[0]["reason"]

@@ -20,8 +20,8 @@ from ..train import Recipe, Schedule, steps_for
 @dataclass(frozen=True)
 class Ladder:
     top_epochs: float  # the last rung's training length (the proxy's full length)
-    rungs: int = 4
-    eta: int = 3  # each rung trains eta times as long as the one below, and keeps 1/eta
+    rungs: int = 3
+    eta: int = 4  # each rung trains eta times as long as the one below, and keeps 1/eta
     decay: float = 0.2  # the fraction of each rung's steps spent decaying the learning rate
 
     def epochs(self, rung: int) -> float:

@@ -56,8 +56,8 @@ class SearchConfig:
     trials: int | None = None  # candidates trained on rung 0; None: as many as `time` allows, else DEFAULT_TRIALS
     time: float | None = None  # seconds for the whole search, resumes included
     recipe: Recipe = field(default_factory=lambda: PROXY)  # its epochs: the last rung's
-    rungs: int = 4  # successive halving: rung k trains recipe.epochs / eta**(rungs-1-k) epochs
-    eta: int = 3  # and promotes its best 1/eta to the next rung
+    rungs: int = 3  # successive halving: rung k trains recipe.epochs / eta**(rungs-1-k) epochs (1/4, 1, 4)
+    eta: int = 4  # and promotes its best 1/eta to the next rung
     min_share: float = 0.5  # train only candidates using at least this share of the budget (0: any)
     seed: int = 0
     val_fraction: float = 0.1  # of the training split, held out to score the proxy
