@@ -102,33 +102,45 @@ def build(runs: Runs, images: Path) -> list[Block]:
         ident = meta["identity"]
         budget = Budget.from_dict(ident["budget"])
         from ..search.trials import TrialLog
-        records = TrialLog(runs.search / "trials.jsonl").records
+        log = TrialLog(runs.search / "trials.jsonl")
+        records = log.records
         winner_path = runs.search / "winner.json"
         winner = _read_json(winner_path) if winner_path.exists() else None
         doc += [Block("h2", "Space and budget")]
         doc += _space_blocks(ident, budget)
-        ok = [r for r in records if r["status"] == "ok"]
+        ok = log.ok()
         failed = [r for r in records if r["status"] != "ok"]
-        seconds = sum(r.get("seconds", 0) for r in records)
+        seconds = max((r.get("elapsed", 0) for r in records), default=0) or sum(r.get("seconds", 0) for r in records)
+        ladder = ident.get("ladder", {"rungs": 1, "eta": 1, "top_epochs": ident["recipe"]["epochs"]})
+        rungs = ladder["rungs"]
+        per_rung = [sum(r.get("rung", 0) == k for r in records) for k in range(rungs)]
+        epochs = [ladder["top_epochs"] / ladder["eta"] ** (rungs - 1 - k) for k in range(rungs)]
+        ladder_text = (f"Successive halving over {rungs} rungs of {', '.join(f'{e:g}' for e in epochs)} epochs, the best "
+                       f"1/{ladder['eta']} of each rung promoted (jobs per rung: {', '.join(map(str, per_rung))})"
+                       if rungs > 1 else f"Every candidate trained {epochs[0]:g} epochs")
+        share = ident.get("min_share") or 0
         doc += [Block("h2", "Search"),
-                Block("p", f"Strategy **{ident['strategy']}** (NNI), seed {ident['seed']}: {len(records)} trials "
-                           f"({len(ok)} finished, {len(failed)} failed) in {seconds / 60:.1f} minutes of training. "
-                           f"Proxy: {ident['recipe']['epochs']} epochs, batch {ident['recipe']['batch_size']}, on "
+                Block("p", f"Strategy **{ident['strategy']}** (NNI), seed {ident['seed']}: {len(log)} candidates "
+                           f"({len(failed)} failed jobs) in {seconds / 60:.1f} minutes. {ladder_text}"
+                           + (f"; only candidates using {100 * share:.0f}% or more of the budget were trained" if share else "")
+                           + f". Proxy: batch {ident['recipe']['batch_size']}, on "
                            f"{100 * (1 - ident['val_fraction']) * ident['data_fraction']:.0f}% of the training split, "
                            f"scored on a held-out {100 * ident['val_fraction']:.0f}% of it (never the test split). "
                            f"Data: {ident['data']}.")]
         if ok:
             for key in ("params", "macs"):
                 plots.plot_tradeoff(records, key, images / f"tradeoff_{key}.png",
-                                    budget.max_params if key == "params" else budget.max_macs)
+                                    budget.max_params if key == "params" else budget.max_macs, winner=log.best())
             plots.plot_best_so_far(records, images / "best_so_far.png")
-            doc += [Block("image", "Proxy accuracy against parameters; Pareto front in red, winner starred.",
-                          path=images / "tradeoff_params.png", half=True),
+            doc += [Block("image", "Proxy accuracy against parameters, one colour per rung; the Pareto front of "
+                                   "rung 0 in red, the winner starred.", path=images / "tradeoff_params.png", half=True),
                     Block("image", "Proxy accuracy against MACs.", path=images / "tradeoff_macs.png", half=True),
-                    Block("image", "Best proxy accuracy against trial number.", path=images / "best_so_far.png")]
-        top = sorted(ok, key=lambda r: -r["score"])[:10]
-        doc.append(Block("table", headers=["rank", "trial", "params", "MACs", "budget use", "proxy acc", "s", "architecture"],
-                         rows=[[i + 1, r["trial"], f"{r['params']:,}", human(r["macs"]),
+                    Block("image", "Every job's proxy accuracy over the search's time, with the best so far of each rung.",
+                          path=images / "best_so_far.png")]
+        top = sorted(ok, key=lambda r: (-r.get("rung", 0), -r["score"]))[:10]
+        doc.append(Block("table", headers=["rank", "trial", "rung", "params", "MACs", "budget use", "proxy acc", "s",
+                                           "architecture"],
+                         rows=[[i + 1, r["trial"], r.get("rung", 0), f"{r['params']:,}", human(r["macs"]),
                                 f"{100 * budget.use(Cost(r['params'], r['macs'])):.0f}%", _pct(r["score"]),
                                 f"{r['seconds']:.0f}", r["summary"]] for i, r in enumerate(top)]))
         if failed:

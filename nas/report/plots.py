@@ -56,22 +56,29 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def plot_tradeoff(records: list[dict], key: str, path: Path, limit: int | None = None) -> None:
-    """Proxy accuracy against params or MACs, the Pareto front marked, the winner starred."""
+def plot_tradeoff(records: list[dict], key: str, path: Path, limit: int | None = None,
+                  winner: dict | None = None) -> None:
+    """Proxy accuracy against params or MACs, one colour per rung (scores compare within a rung
+    only), rung 0's Pareto front marked, the winner starred."""
     ok = [r for r in records if r["status"] == "ok"]
     failed = [r for r in records if r["status"] != "ok"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    xs, ys = [r[key] for r in ok], [100 * r["score"] for r in ok]
-    ax.scatter(xs, ys, s=22, alpha=0.7, label="trials")
-    front = pareto_front(list(zip(xs, ys)))
+    for rung in sorted({r.get("rung", 0) for r in ok}):
+        here = [r for r in ok if r.get("rung", 0) == rung]
+        ax.scatter([r[key] for r in here], [100 * r["score"] for r in here], s=22, alpha=0.7, color=f"C{rung}",
+                   label=f"rung {rung} ({here[0].get('epochs', 0):g} epochs)" if "epochs" in here[0] else "trials")
+    first = [r for r in ok if r.get("rung", 0) == 0]
+    front = pareto_front([(r[key], 100 * r["score"]) for r in first])
     if front:
         fx, fy = zip(*front)
         ax.step(fx, fy, where="post", color="C3", lw=1.2)
-        ax.scatter(fx, fy, s=40, facecolors="none", edgecolors="C3", label="Pareto front")
-        best = max(ok, key=lambda r: r["score"])
-        ax.scatter([best[key]], [100 * best["score"]], marker="*", s=180, color="C1", zorder=5, label="winner")
+        ax.scatter(fx, fy, s=40, facecolors="none", edgecolors="C3", label="Pareto front (rung 0)")
+    winner = winner or max(ok, key=lambda r: (r.get("rung", 0), r["score"]), default=None)
+    if winner is not None:
+        ax.scatter([winner[key]], [100 * winner["score"]], marker="*", s=180, color="gold", edgecolors="k",
+                   zorder=5, label="winner")
     if failed:
-        bottom = min(ys) if ys else 0
+        bottom = min((100 * r["score"] for r in ok), default=0)
         ax.scatter([r[key] for r in failed], [bottom] * len(failed), marker="x", color="grey", label="failed")
     if limit:
         ax.axvline(limit, color="grey", ls="--", lw=1, label="budget")
@@ -86,26 +93,28 @@ def plot_tradeoff(records: list[dict], key: str, path: Path, limit: int | None =
 
 
 def plot_best_so_far(records: list[dict], path: Path) -> None:
-    trials, scores, best, bests = [], [], float("-inf"), []
-    for r in records:
-        trials.append(r["trial"])
-        score = 100 * r["score"] if r["status"] == "ok" else float("nan")
-        scores.append(score)
-        if score == score:
-            best = max(best, score)
-        bests.append(best if best > float("-inf") else float("nan"))
+    """Each job's score against the search's time (or the job's place, in logs without a clock),
+    one colour per rung, with each rung's best so far."""
+    timed = all("elapsed" in r for r in records)
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
-    ax.scatter(trials, scores, s=14, alpha=0.6, label="trial")
-    ax.step(trials, bests, where="post", color="C3", label="best so far")
-    from matplotlib.ticker import MaxNLocator
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("trial")
+    for rung in sorted({r.get("rung", 0) for r in records}):
+        xs, scores, bests, best = [], [], [], float("nan")
+        for i, r in enumerate(records):
+            if r.get("rung", 0) != rung:
+                continue
+            xs.append(r["elapsed"] / 60 if timed else i + 1)
+            score = 100 * r["score"] if r["status"] == "ok" else float("nan")
+            scores.append(score)
+            best = score if best != best else max(best, score) if score == score else best
+            bests.append(best)
+        ax.scatter(xs, scores, s=14, alpha=0.6, color=f"C{rung}", label=f"rung {rung}")
+        ax.step(xs, bests, where="post", color=f"C{rung}")
+    ax.set_xlabel("search time (minutes)" if timed else "job")
     ax.set_ylabel("proxy accuracy (%)")
-    ax.set_title("Best proxy accuracy so far")
+    ax.set_title("Proxy accuracy during the search")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
-
 
 def family_colours() -> dict:
     from ..spaces.registry import FAMILIES

@@ -1,9 +1,12 @@
-"""The one module that speaks NNI. Everything else sees candidates as plain dicts.
+"""The one module that speaks NNI. Everything else sees candidates as plain dicts, through a
+two-call interface: `Proposer.propose()` -> a candidate, `Proposer.report(candidate, score)`.
 
 NNI 3.0's strategies are driven directly (no NasExperiment: it starts a manager, writes under
 ~/nni-experiments and was seen to hang there in filelock): our space becomes a flat dict of
-nni Categoricals wrapped as a model space, our objective becomes a FunctionalEvaluator, and a
-sequential engine runs it in this process until the caller says stop.
+nni Categoricals wrapped as a model space, and the strategy runs in a thread of its own against
+an execution engine (NNI's public ExecutionEngine interface) that hands each submitted model to
+the caller's thread and waits for its score. The caller trains, logs and reports on its own
+thread; the strategy's callbacks run there, inside report(), while the strategy's thread waits.
 
 Budget pruning: random, evolution and RL resample when a candidate violates a constraint, so
 over-budget candidates are rejected inside NNI's space. Grid and TPE stop on a violation, so
@@ -11,9 +14,11 @@ for them the objective itself declines over-budget candidates (reported as 0, ne
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import logging
+import threading
 import warnings
 from typing import Callable
 
@@ -24,11 +29,13 @@ with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
     from nni.mutable import Categorical, MutableDict
     from nni.mutable.exception import ConstraintViolation
     from nni.nas.evaluator import FunctionalEvaluator
-    from nni.nas.execution import SequentialExecutionEngine
-    from nni.nas.space import BaseModelSpace, RawFormatModelSpace
+    from nni.nas.execution import ExecutionEngine
+    from nni.nas.execution.event import FinalMetricEvent, TrainingEndEvent
+    from nni.nas.space import BaseModelSpace, ModelStatus, RawFormatModelSpace
     import nni.nas.strategy as strategies
 
 from ..errors import UserError
+from ..spaces.space import candidate_key
 from .strategies import STRATEGIES
 
 _REJECTS_IN_SPACE = {"random", "evolution", "rl"}
@@ -68,20 +75,11 @@ class _ModelSpace(RawFormatModelSpace):
         return super().freeze(dict(sample))
 
 
-class _Engine(SequentialExecutionEngine):
-    def __init__(self, keep_going: Callable[[], bool]):
-        super().__init__(continue_on_failure=True)
-        self._keep_going = keep_going
-
-    def budget_available(self) -> bool:
-        return self._keep_going()
-
-
 class _SequentialTPE(strategies.TPE):
     """NNI's TPE strategy with its polling loop made sequential.
 
     NNI's loop sleeps one second after every proposal, waiting for asynchronous workers. Our
-    engine trains each submitted model before it returns, so the sleep only adds a second per
+    engine's submit_models returns only once a slot is free, so the sleep only adds a second per
     candidate (and per over-budget candidate it declines). Same tuner, same calls, no sleep."""
 
     def _run(self) -> None:
@@ -121,34 +119,109 @@ class StrategyError(UserError):
     """An NNI strategy that stopped with an error of its own."""
 
 
-def run_strategy(name: str, choices: dict[str, tuple], objective: Callable[[dict], float],
-                 feasible: Callable[[dict], bool], keep_going: Callable[[], bool], seed: int = 0,
-                 population: int = 20) -> None:
-    """Let NNI strategy `name` propose candidates (dicts) until keep_going() is False or it runs out.
+class _HandOver(ExecutionEngine):
+    """NNI's engine contract, met by handing models to the caller: submit_models() queues them
+    and returns once fewer than `slots` are waiting for a score; wait_models() waits for scores."""
 
-    objective(candidate) -> score to maximise; it is only called with feasible candidates for
-    strategies that reject in the space, and must decline the rest itself (return 0). An error in
-    the objective stops the search and is raised here (NNI's engine would log it and go on)."""
-    strategy = _make_strategy(name, seed, population)
-    errors: list[BaseException] = []
+    def __init__(self, slots: int):
+        super().__init__()
+        self.slots = slots
+        self.cv = threading.Condition()
+        self.queued: collections.deque = collections.deque()  # submitted, not yet proposed
+        self.history: list = []
+        self.open_models = 0  # submitted, not yet scored
+        self.closed = False
 
-    def evaluate(sample):
+    def submit_models(self, *models) -> None:
+        with self.cv:
+            for model in models:
+                if self.closed:
+                    return
+                model.status = ModelStatus.Training
+                self.history.append(model)
+                self.queued.append(model)
+                self.open_models += 1
+            self.cv.notify_all()
+            self.cv.wait_for(lambda: self.closed or self.open_models < self.slots)
+
+    def list_models(self, status=None):
+        return [m for m in self.history if status is None or m.status == status]
+
+    def idle_worker_available(self) -> bool:
+        with self.cv:
+            return not self.closed and self.open_models < self.slots
+
+    def budget_available(self) -> bool:
+        return not self.closed
+
+    def wait_models(self, *models) -> None:
+        with self.cv:
+            self.cv.wait_for(lambda: self.closed or all(m.status.completed() for m in (models or self.history)))
+
+    def shutdown(self) -> None:
+        with self.cv:
+            self.closed = True
+            self.cv.notify_all()
+
+
+class Proposer:
+    """NNI strategy `name` as ask/tell. propose() returns the next candidate (a dict), or None once
+    the strategy has nothing more to propose; report(candidate, score) answers it. Strategies that
+    reject in the space only propose candidates `feasible` accepts; the rest (grid, TPE) may
+    propose any, and the caller declines those (reports 0, trains nothing)."""
+
+    def __init__(self, name: str, choices: dict[str, tuple], feasible: Callable[[dict], bool], seed: int = 0,
+                 population: int = 20, slots: int = 1):
+        self.name = name
+        self.strategy = _make_strategy(name, seed, population)
+        self.engine = _HandOver(slots)
+        self.pending: dict[str, object] = {}  # proposed, not yet reported: candidate key -> NNI model
+        self.done, self.error = False, None
+        space = _ChoiceSpace(choices, feasible if name in _REJECTS_IN_SPACE else None)
+        model_space = _ModelSpace.from_model(space, FunctionalEvaluator(lambda sample: None))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.strategy.initialize(model_space, self.engine)
+        self.thread = threading.Thread(target=self._run, name=f"nni-{name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
         try:
-            score = objective(dict(sample))
-        except BaseException as e:
-            errors.append(e)
-            raise
-        nni.report_final_result(float(score))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.strategy.run()
+        except BaseException as e:  # reported to the caller by propose()
+            self.error = e
+        finally:
+            with self.engine.cv:
+                self.done = True
+                self.engine.cv.notify_all()
 
-    space = _ChoiceSpace(choices, feasible if name in _REJECTS_IN_SPACE else None)
-    model_space = _ModelSpace.from_model(space, FunctionalEvaluator(evaluate))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        strategy.initialize(model_space, _Engine(lambda: not errors and keep_going()))
-        try:
-            strategy.run()
-        except Exception as e:
-            if not errors:
-                raise StrategyError(f"NNI strategy {name!r} stopped: {type(e).__name__}: {e}") from e
-    if errors:
-        raise errors[0]
+    def propose(self) -> dict | None:
+        engine = self.engine
+        with engine.cv:
+            engine.cv.wait_for(lambda: engine.queued or self.done)
+            if engine.queued:
+                model = engine.queued.popleft()
+                candidate = dict(model.executable_model())
+                self.pending[candidate_key(candidate)] = model
+                return candidate
+        if self.error is not None and not engine.closed:
+            raise StrategyError(f"NNI strategy {self.name!r} stopped: {type(self.error).__name__}: {self.error}") \
+                from self.error
+        return None
+
+    def report(self, candidate: dict, score: float) -> None:
+        model = self.pending.pop(candidate_key(candidate))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.engine.dispatch_model_event(FinalMetricEvent(model, float(score)))
+            self.engine.dispatch_model_event(TrainingEndEvent(model, ModelStatus.Trained))
+        with self.engine.cv:
+            self.engine.open_models -= 1
+            self.engine.cv.notify_all()
+
+    def close(self) -> None:
+        """Stop the strategy (its thread ends at its next call into the engine)."""
+        self.engine.shutdown()
+        self.thread.join(timeout=5)

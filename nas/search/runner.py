@@ -234,7 +234,7 @@ def check_settings(config: SearchConfig) -> None:
 
 def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Path, view=None) -> dict:
     """Search and return the winner record (also written to out/winner.json)."""
-    from .nni_adapter import run_strategy
+    from .nni_adapter import Proposer
 
     check_settings(config)
     check_compatible(data, space.input_size, space.in_channels, space.num_classes)
@@ -339,13 +339,19 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         promote()
         return reported(candidate)
 
+    proposer = Proposer(config.strategy, {n: c.values for n, c in space.choices.items()}, feasible,
+                        seed=config.seed, population=population_size(config.max_trials))
     try:
-        if keep_going():
-            run_strategy(config.strategy, {n: c.values for n, c in space.choices.items()}, objective, feasible,
-                         keep_going, seed=config.seed, population=population_size(config.max_trials))
+        while keep_going():
+            candidate = proposer.propose()
+            if candidate is None:  # the strategy has nothing more to propose
+                break
+            proposer.report(candidate, objective(candidate))
         promote()
     except DeadlineReached:
         pass  # the job in flight is dropped; everything finished is in the log
+    finally:
+        proposer.close()
     clock.save()
     best = log.best()
     if view is not None:
