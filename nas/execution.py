@@ -63,7 +63,7 @@ class Execution:
             parts.append(f"{self.threads} thread{'s' * (self.threads != 1)}")
         parts.append("bf16 autocast" if self.autocast else "fp32")
         if self.tune_precision:
-            parts[-1] += " (timed against fp32)"
+            parts[-1] += " (timed against fp32 where a run is long enough)"
         parts.append("channels_last" if self.channels_last else "NCHW")
         parts.append({"on": "torch.compile", "off": "eager", "auto": "compile if it pays"}[self.compile])
         return ", ".join(parts)

@@ -51,6 +51,16 @@ def test_promotion_takes_the_best_third_of_each_rung_and_never_a_failure():
     assert [(r["trial"], k) for r, k in due_promotions(records, ladder)] == [(4, 1)]  # rung 1 has 1 result: none up
 
 
+def test_each_rung_holds_at_most_a_third_of_the_one_below():
+    ladder = Ladder(top_epochs=9, rungs=2, eta=3)
+    records = [{"trial": i, "rung": 0, "status": "ok", "score": s} for i, s in enumerate([0.5, 0.4, 0.3], 1)]
+    records.append({"trial": 1, "rung": 1, "status": "ok", "score": 0.6})
+    records.append({"trial": 4, "rung": 0, "status": "ok", "score": 0.9})  # a new best, but rung 1 is full
+    assert due_promotions(records, ladder) == []
+    records += [{"trial": i, "rung": 0, "status": "ok", "score": 0.1} for i in (5, 6)]  # 6 results: two places
+    assert [(r["trial"], k) for r, k in due_promotions(records, ladder)] == [(4, 1)]
+
+
 def test_rungs_are_recorded_and_promotions_go_on_from_the_rungs_weights(tmp_path, monkeypatch):
     starts = []
     real = runner.train
@@ -68,10 +78,11 @@ def test_rungs_are_recorded_and_promotions_go_on_from_the_rungs_weights(tmp_path
     assert [sum(r["rung"] == k for r in jobs) for k in range(3)] == [9, 3, 1]
     for i, r in enumerate(jobs):
         assert r["epochs"] == pytest.approx(config.ladder.epochs(r["rung"]), abs=1e-4) and r["data_fraction"] == 0.5
-        if r["rung"] > 0:  # promoted from among the best third of its rung's results at the time
-            below = [j for j in jobs[:i] if j["rung"] == r["rung"] - 1]
+        if r["rung"] > 0:  # promoted from among the best third of its rung's results at the time,
+            below = [j for j in jobs[:i] if j["rung"] == r["rung"] - 1]  # into a place that was free
             best = sorted(j["score"] for j in below if j["status"] == "ok")[::-1][:len(below) // 3]
             assert next(j["score"] for j in below if j["trial"] == r["trial"]) in best
+            assert sum(j["rung"] == r["rung"] for j in jobs[:i + 1]) <= len(below) // 3
     train_split = round(512 * 0.9 * 0.5)
     resume = config.ladder.resume_step(0, config.recipe, train_split // 32)
     assert [s for s, r in zip(starts, jobs) if r["rung"] == 1] == [resume] * 3 and resume > 0

@@ -134,3 +134,25 @@ def test_an_error_outside_a_trial_stops_the_search_instead_of_looping(tmp_path, 
     with pytest.raises(OSError, match="No space left"):
         run_search(load_space(space_file), config, make_dataset(), tmp_path / "run")
     assert calls["n"] == 1
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_strategy_is_asked_and_told_through_two_calls(strategy):
+    from nas.search.nni_adapter import Proposer
+    choices = {"a": (1, 2, 3), "b": ("x", "y")}
+    proposer = Proposer(strategy, choices, feasible=lambda c: c["a"] != 3, seed=0, population=4)
+    seen = []
+    try:
+        for _ in range(6):
+            candidate = proposer.propose()
+            if candidate is None:  # grid and random run out of the 4 feasible candidates
+                break
+            assert set(candidate) == {"a", "b"}
+            seen.append(candidate)
+            proposer.report(candidate, float(candidate["a"] == 2) if candidate["a"] != 3 else 0.0)
+    finally:
+        proposer.close()
+    assert not proposer.thread.is_alive()  # closing ends the strategy's thread
+    assert len(seen) >= 4
+    if strategy in ("random", "evolution", "rl"):  # they reject infeasible candidates in the space
+        assert all(c["a"] != 3 for c in seen)
