@@ -44,12 +44,28 @@ class TrialRecord:
     elapsed: float  # the search's time used when it ended, earlier runs of a resumed search included
     naswot: float | None = None  # the training-free score, with --prescreen
 
+    @property
+    def ok(self) -> bool:
+        return self.status == TrialStatus.OK
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["status"] = self.status.value
         if self.naswot is None:
             del data["naswot"]
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrialRecord":
+        """A line of trials.jsonl; lines from before rungs read as rung 0 of a one-rung search.
+        KeyError/ValueError/TypeError when it is not a trial record."""
+        status = TrialStatus(data["status"])
+        return cls(trial=int(data["trial"]), rung=int(data.get("rung", 0)), candidate=dict(data["candidate"]),
+                   summary=data.get("summary", ""), params=int(data.get("params", 0)), macs=int(data.get("macs", 0)),
+                   epochs=float(data.get("epochs") or 0), data_fraction=float(data.get("data_fraction", 1.0)),
+                   status=status, score=None if data.get("score") is None else float(data["score"]),
+                   reason=data.get("reason"), seconds=float(data.get("seconds", 0.0)),
+                   elapsed=float(data.get("elapsed", 0.0)), naswot=data.get("naswot"))
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 
 from nas.budget import Budget
 from nas.search import SearchConfig, run_search
+from nas.records import TrialRecord
 from nas.search.trials import TrialLog
 from nas.spaces import load_space
 from nas.train import PROXY
@@ -67,7 +68,7 @@ def test_resume_replays_the_strategy_to_the_same_candidates(tmp_path):
     meta = json.loads((tmp_path / "b" / "search.json").read_text())
     assert meta["identity"] == full.identity(space)  # the trial count is not part of a search's identity
     run_search(space, full, data, tmp_path / "b")
-    strip = lambda path: [(r["candidate"], r["score"]) for r in TrialLog(path).records]
+    strip = lambda path: [(r.candidate, r.score) for r in TrialLog(path).records]
     assert strip(tmp_path / "a" / "trials.jsonl") == strip(tmp_path / "b" / "trials.jsonl")
 
 
@@ -78,7 +79,7 @@ def test_same_seed_same_candidates_and_scores_on_the_cpu(tmp_path):
     for name in ("a", "b"):
         config = SearchConfig(str(space_file), Budget(6000), strategy="evolution", trials=3, recipe=RECIPE, seed=7)
         run_search(space, config, make_dataset(), tmp_path / name)
-        runs.append([(r["candidate"], r["score"]) for r in TrialLog(tmp_path / name / "trials.jsonl").records])
+        runs.append([(r.candidate, r.score) for r in TrialLog(tmp_path / name / "trials.jsonl").records])
     assert runs[0] == runs[1]
 
 
@@ -89,7 +90,7 @@ def test_torn_last_line_is_dropped_with_a_warning(tmp_path, capsys):
     log = TrialLog(path, repair=True)  # the search, the log's one writer, repairs it before appending
     assert len(log) == 1 and "torn last line" in capsys.readouterr().err
     assert path.read_text() == good + "\n"
-    log.append({"trial": 2, "candidate": {"a": 2}, "status": "ok", "score": 0.6})
+    log.append(TrialRecord.from_dict({"trial": 2, "candidate": {"a": 2}, "status": "ok", "score": 0.6}))
     assert len(TrialLog(path)) == 2
 
 
@@ -114,7 +115,7 @@ def test_trial_timeout_fails_the_trial_not_the_search(tmp_path):
     with pytest.raises(Exception, match="all 2 trials failed: timeout"):
         run_search(load_space(space_file), config, make_dataset(), tmp_path / "run")
     records = TrialLog(tmp_path / "run" / "trials.jsonl").records
-    assert [r["status"] for r in records] == ["failed", "failed"] and "time limit" in records[0]["reason"]
+    assert [r.status.value for r in records] == ["failed", "failed"] and "time limit" in records[0].reason
 
 
 def test_nothing_is_written_outside_the_run_directory(nas_cli, tmp_path):

@@ -6,6 +6,7 @@ import pytest
 
 import nas.search.runner as runner
 from nas.budget import Budget, estimate
+from nas.records import TrialRecord
 from nas.search import SearchConfig, run_search
 from nas.search.clock import parse_duration
 from nas.search.rungs import Ladder, due_promotions
@@ -42,23 +43,27 @@ def test_the_ladder_trains_eta_times_longer_per_rung_and_continues_from_the_deca
     assert one.schedule(0, PROXY, spe).decay_from == one.schedule(0, PROXY, spe).warm
 
 
+def _job(trial, rung, score):
+    return TrialRecord.from_dict({"trial": trial, "rung": rung, "candidate": {"n": trial},
+                                  "status": "ok" if score is not None else "failed", "score": score})
+
+
 def test_promotion_takes_the_best_third_of_each_rung_and_never_a_failure():
     ladder = Ladder(top_epochs=9, rungs=3, eta=3)
-    records = [{"trial": i, "rung": 0, "status": "ok", "score": s} for i, s in enumerate([0.5, 0.9, 0.7, 0.8, 0.2], 1)]
-    records.append({"trial": 6, "rung": 0, "status": "failed", "score": None})
-    assert [(r["trial"], k) for r, k in due_promotions(records, ladder)] == [(2, 1), (4, 1)]
-    records.append({"trial": 2, "rung": 1, "status": "ok", "score": 0.95})
-    assert [(r["trial"], k) for r, k in due_promotions(records, ladder)] == [(4, 1)]  # rung 1 has 1 result: none up
+    records = [_job(i, 0, s) for i, s in enumerate([0.5, 0.9, 0.7, 0.8, 0.2], 1)] + [_job(6, 0, None)]
+    assert [(r.trial, k) for r, k in due_promotions(records, ladder)] == [(2, 1), (4, 1)]
+    records.append(_job(2, 1, 0.95))
+    assert [(r.trial, k) for r, k in due_promotions(records, ladder)] == [(4, 1)]  # rung 1 has 1 result: none up
 
 
 def test_each_rung_holds_at_most_a_third_of_the_one_below():
     ladder = Ladder(top_epochs=9, rungs=2, eta=3)
-    records = [{"trial": i, "rung": 0, "status": "ok", "score": s} for i, s in enumerate([0.5, 0.4, 0.3], 1)]
-    records.append({"trial": 1, "rung": 1, "status": "ok", "score": 0.6})
-    records.append({"trial": 4, "rung": 0, "status": "ok", "score": 0.9})  # a new best, but rung 1 is full
+    records = [_job(i, 0, s) for i, s in enumerate([0.5, 0.4, 0.3], 1)]
+    records.append(_job(1, 1, 0.6))
+    records.append(_job(4, 0, 0.9))  # a new best, but rung 1 is full
     assert due_promotions(records, ladder) == []
-    records += [{"trial": i, "rung": 0, "status": "ok", "score": 0.1} for i in (5, 6)]  # 6 results: two places
-    assert [(r["trial"], k) for r, k in due_promotions(records, ladder)] == [(4, 1)]
+    records += [_job(i, 0, 0.1) for i in (5, 6)]  # 6 results: two places
+    assert [(r.trial, k) for r, k in due_promotions(records, ladder)] == [(4, 1)]
 
 
 def test_rungs_are_recorded_and_promotions_go_on_from_the_rungs_weights(tmp_path, monkeypatch):

@@ -109,11 +109,11 @@ def build(runs: Runs, images: Path) -> list[Block]:
         doc += [Block("h2", "Space and budget")]
         doc += _space_blocks(ident, budget)
         ok = log.ok()
-        failed = [r for r in records if r["status"] != "ok"]
-        seconds = max((r.get("elapsed", 0) for r in records), default=0) or sum(r.get("seconds", 0) for r in records)
+        failed = [r for r in records if not r.ok]
+        seconds = max((r.elapsed for r in records), default=0) or sum(r.seconds for r in records)
         ladder = ident.get("ladder", {"rungs": 1, "eta": 1, "top_epochs": ident["recipe"]["epochs"]})
         rungs = ladder["rungs"]
-        per_rung = [sum(r.get("rung", 0) == k for r in records) for k in range(rungs)]
+        per_rung = [sum(r.rung == k for r in records) for k in range(rungs)]
         epochs = [ladder["top_epochs"] / ladder["eta"] ** (rungs - 1 - k) for k in range(rungs)]
         ladder_text = (f"Successive halving over {rungs} rungs of {', '.join(f'{e:g}' for e in epochs)} epochs, the best "
                        f"1/{ladder['eta']} of each rung promoted (jobs per rung: {', '.join(map(str, per_rung))})"
@@ -137,14 +137,14 @@ def build(runs: Runs, images: Path) -> list[Block]:
                     Block("image", "Proxy accuracy against MACs.", path=images / "tradeoff_macs.png", half=True),
                     Block("image", "Every job's proxy accuracy over the search's time, with the best so far of each rung.",
                           path=images / "best_so_far.png")]
-        top = sorted(ok, key=lambda r: (-r.get("rung", 0), -r["score"]))[:10]
+        top = sorted(ok, key=lambda r: (-r.rung, -r.score))[:10]
         doc.append(Block("table", headers=["rank", "trial", "rung", "params", "MACs", "budget use", "proxy acc", "s",
                                            "architecture"],
-                         rows=[[i + 1, r["trial"], r.get("rung", 0), f"{r['params']:,}", human(r["macs"]),
-                                f"{100 * budget.use(Cost(r['params'], r['macs'])):.0f}%", _pct(r["score"]),
-                                f"{r['seconds']:.0f}", r["summary"]] for i, r in enumerate(top)]))
+                         rows=[[i + 1, r.trial, r.rung, f"{r.params:,}", human(r.macs),
+                                f"{100 * budget.use(Cost(r.params, r.macs)):.0f}%", _pct(r.score),
+                                f"{r.seconds:.0f}", r.summary] for i, r in enumerate(top)]))
         if failed:
-            doc.append(Block("table", headers=["failed trial", "reason"], rows=[[r["trial"], r["reason"]] for r in failed]))
+            doc.append(Block("table", headers=["failed trial", "reason"], rows=[[r.trial, r.reason] for r in failed]))
         if winner is not None:
             arch = Architecture.from_dict(winner["architecture"])
         commands.append(meta.get("command") or f"nas search {ident['space']['path']} --budget ... --strategy {ident['strategy']}")

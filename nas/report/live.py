@@ -8,6 +8,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ..records import TrialRecord
 from .console import console, human
 
 
@@ -20,7 +21,7 @@ def _epochs(e: float) -> str:
     return f"{e:g}" if e >= 1 or e == 0 else f"1/{round(1 / e):g}" if abs(1 / e - round(1 / e)) < 1e-6 else f"{e:.2f}"
 
 
-def leaderboard(records: list[dict], budget, limit: int = 10, title: str = "leaderboard") -> Table:
+def leaderboard(records: list[TrialRecord], budget, limit: int = 10, title: str = "leaderboard") -> Table:
     """The best candidates, each at the highest rung it reached: higher rungs first (their scores
     come from longer training, so only scores on one rung compare)."""
     table = Table(title=title, title_justify="left")
@@ -28,20 +29,20 @@ def leaderboard(records: list[dict], budget, limit: int = 10, title: str = "lead
                          ("params", "right"), ("MACs", "right"), ("budget", "right"), ("proxy acc", "right"),
                          ("s", "right"), ("architecture", "left")):
         table.add_column(col, justify=justify, overflow="fold")
-    ok = sorted((r for r in records if r["status"] == "ok"), key=lambda r: (-r.get("rung", 0), -r["score"]))[:limit]
-    failed = [r for r in records if r["status"] != "ok"][-3:]
+    ok = sorted((r for r in records if r.ok), key=lambda r: (-r.rung, -r.score))[:limit]
+    failed = [r for r in records if not r.ok][-3:]
     for rank, r in enumerate(ok, 1):
-        table.add_row(str(rank), str(r["trial"]), str(r.get("rung", 0)), _epochs(r.get("epochs", 0)), f"{r['params']:,}",
-                      human(r["macs"]), _use(r, budget), f"{100 * r['score']:.2f}%", f"{r['seconds']:.1f}", r["summary"])
+        table.add_row(str(rank), str(r.trial), str(r.rung), _epochs(r.epochs), f"{r.params:,}", human(r.macs),
+                      _use(r, budget), f"{100 * r.score:.2f}%", f"{r.seconds:.1f}", r.summary)
     for r in failed:
-        table.add_row("x", str(r["trial"]), str(r.get("rung", 0)), _epochs(r.get("epochs", 0)), f"{r['params']:,}",
-                      human(r["macs"]), _use(r, budget), "[red]failed[/]", f"{r['seconds']:.1f}", f"[red]{r['reason']}[/]")
+        table.add_row("x", str(r.trial), str(r.rung), _epochs(r.epochs), f"{r.params:,}", human(r.macs),
+                      _use(r, budget), "[red]failed[/]", f"{r.seconds:.1f}", f"[red]{r.reason}[/]")
     return table
 
 
 def _use(record, budget) -> str:
     from ..budget import Cost
-    return f"{100 * budget.use(Cost(record['params'], record['macs'])):.0f}%" if budget.describe() != "no limit" else "-"
+    return f"{100 * budget.use(Cost(record.params, record.macs)):.0f}%" if budget.describe() != "no limit" else "-"
 
 
 class _View:
@@ -130,11 +131,10 @@ class SearchView(_View):
             self.live.update(self._render())
         else:
             best = log.best()
-            outcome = f"{100 * record['score']:.2f}%" if record["status"] == "ok" else f"failed: {record['reason']}"
-            console.print(f"trial {record['trial']} rung {record['rung']} ({_epochs(record['epochs'])} epochs) {outcome} "
-                          f"in {record['seconds']:.1f}s, {record['params']:,} params, {human(record['macs'])} MACs: "
-                          f"{record['summary']}"
-                          + (f" | best {100 * best['score']:.2f}% (trial {best['trial']}, rung {best['rung']})" if best else "")
+            outcome = f"{100 * record.score:.2f}%" if record.ok else f"failed: {record.reason}"
+            console.print(f"trial {record.trial} rung {record.rung} ({_epochs(record.epochs)} epochs) {outcome} "
+                          f"in {record.seconds:.1f}s, {record.params:,} params, {human(record.macs)} MACs: {record.summary}"
+                          + (f" | best {100 * best.score:.2f}% (trial {best.trial}, rung {best.rung})" if best else "")
                           + f" | {self._search_info()}")
 
     def finish(self, log) -> None:

@@ -56,30 +56,29 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def plot_tradeoff(records: list[dict], key: str, path: Path, limit: int | None = None,
-                  winner: dict | None = None) -> None:
+def plot_tradeoff(records: list, key: str, path: Path, limit: int | None = None, winner=None) -> None:
     """Proxy accuracy against params or MACs, one colour per rung (scores compare within a rung
     only), rung 0's Pareto front marked, the winner starred."""
-    ok = [r for r in records if r["status"] == "ok"]
-    failed = [r for r in records if r["status"] != "ok"]
+    ok = [r for r in records if r.ok]
+    failed = [r for r in records if not r.ok]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for rung in sorted({r.get("rung", 0) for r in ok}):
-        here = [r for r in ok if r.get("rung", 0) == rung]
-        ax.scatter([r[key] for r in here], [100 * r["score"] for r in here], s=22, alpha=0.7, color=f"C{rung}",
-                   label=f"rung {rung} ({here[0].get('epochs', 0):g} epochs)" if "epochs" in here[0] else "trials")
-    first = [r for r in ok if r.get("rung", 0) == 0]
-    front = pareto_front([(r[key], 100 * r["score"]) for r in first])
+    for rung in sorted({r.rung for r in ok}):
+        here = [r for r in ok if r.rung == rung]
+        ax.scatter([getattr(r, key) for r in here], [100 * r.score for r in here], s=22, alpha=0.7, color=f"C{rung}",
+                   label=f"rung {rung} ({here[0].epochs:g} epochs)" if here[0].epochs else "trials")
+    first = [r for r in ok if r.rung == 0]
+    front = pareto_front([(getattr(r, key), 100 * r.score) for r in first])
     if front:
         fx, fy = zip(*front)
         ax.step(fx, fy, where="post", color="C3", lw=1.2)
         ax.scatter(fx, fy, s=40, facecolors="none", edgecolors="C3", label="Pareto front (rung 0)")
-    winner = winner or max(ok, key=lambda r: (r.get("rung", 0), r["score"]), default=None)
+    winner = winner or max(ok, key=lambda r: (r.rung, r.score), default=None)
     if winner is not None:
-        ax.scatter([winner[key]], [100 * winner["score"]], marker="*", s=180, color="gold", edgecolors="k",
+        ax.scatter([getattr(winner, key)], [100 * winner.score], marker="*", s=180, color="gold", edgecolors="k",
                    zorder=5, label="winner")
     if failed:
-        bottom = min((100 * r["score"] for r in ok), default=0)
-        ax.scatter([r[key] for r in failed], [bottom] * len(failed), marker="x", color="grey", label="failed")
+        bottom = min((100 * r.score for r in ok), default=0)
+        ax.scatter([getattr(r, key) for r in failed], [bottom] * len(failed), marker="x", color="grey", label="failed")
     if limit:
         ax.axvline(limit, color="grey", ls="--", lw=1, label="budget")
     from matplotlib.ticker import EngFormatter
@@ -92,18 +91,18 @@ def plot_tradeoff(records: list[dict], key: str, path: Path, limit: int | None =
     _save(fig, path)
 
 
-def plot_best_so_far(records: list[dict], path: Path) -> None:
+def plot_best_so_far(records: list, path: Path) -> None:
     """Each job's score against the search's time (or the job's place, in logs without a clock),
     one colour per rung, with each rung's best so far."""
-    timed = all("elapsed" in r for r in records)
+    timed = all(r.elapsed for r in records)
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
-    for rung in sorted({r.get("rung", 0) for r in records}):
+    for rung in sorted({r.rung for r in records}):
         xs, scores, bests, best = [], [], [], float("nan")
         for i, r in enumerate(records):
-            if r.get("rung", 0) != rung:
+            if r.rung != rung:
                 continue
-            xs.append(r["elapsed"] / 60 if timed else i + 1)
-            score = 100 * r["score"] if r["status"] == "ok" else float("nan")
+            xs.append(r.elapsed / 60 if timed else i + 1)
+            score = 100 * r.score if r.ok else float("nan")
             scores.append(score)
             best = score if best != best else max(best, score) if score == score else best
             bests.append(best)

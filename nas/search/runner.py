@@ -186,15 +186,15 @@ class Planner:
         self.log, self.ladder = log, ladder
 
     def job_seconds(self, rung: int) -> float | None:
-        here = [r["seconds"] for r in self.log.records if r["rung"] == rung]
+        here = [r.seconds for r in self.log.records if r.rung == rung]
         if here:
             return sum(here) / len(here)
-        first = [r["seconds"] for r in self.log.records if r["rung"] == 0]
+        first = [r.seconds for r in self.log.records if r.rung == 0]
         return sum(first) / len(first) * self.ladder.relative_cost(rung) if first else None
 
     def owed_seconds(self, candidates: int) -> float:
         """Seconds of the promotions still to come once `candidates` have trained on rung 0."""
-        done = [sum(1 for r in self.log.records if r["rung"] == k) for k in range(self.ladder.rungs)]
+        done = [sum(1 for r in self.log.records if r.rung == k) for k in range(self.ladder.rungs)]
         owed = obligations(candidates, self.ladder)
         return sum(max(0, owed[k] - done[k]) * (self.job_seconds(k) or 0.0) for k in range(1, self.ladder.rungs))
 
@@ -298,12 +298,12 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
 
         record = trainer.run(trial, rung, candidate, arch, seed=config.seed + trial, elapsed=clock.elapsed,
                              on_step=on_step, naswot=screen.score(candidate) if screen else None)
-        log.append(record.to_dict())
+        log.append(record)
         clock.save()
         if rung > 0:
             trainer.forget(trial, rung - 1)
         if view is not None:
-            view.job_finished(record.to_dict(), log)
+            view.job_finished(record, log)
 
     def promote() -> None:
         """Train every promotion due, highest rung first, until none is (or none fits the time)."""
@@ -313,22 +313,22 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
             if not due:
                 return
             record, rung = due[0]
-            run_job(record["trial"], rung, record["candidate"])
+            run_job(record.trial, rung, record.candidate)
 
     def reported(candidate: dict) -> float:
         """The score the strategy is told: the highest rung's the candidate had reached when its
         proposal was answered (for a replayed one, before the next candidate was first trained)."""
-        trial = log.rungs(candidate)[0]["trial"]
-        cutoff = next((i for i, r in enumerate(log.records) if r["rung"] == 0 and r["trial"] > trial), None)
-        seen = [r for r in log.records[:cutoff] if r["trial"] == trial and r["status"] == "ok"]
-        return max(seen, key=lambda r: r["rung"])["score"] if seen else 0.0
+        trial = log.rungs(candidate)[0].trial
+        cutoff = next((i for i, r in enumerate(log.records) if r.rung == 0 and r.trial > trial), None)
+        seen = [r for r in log.records[:cutoff] if r.trial == trial and r.ok]
+        return max(seen, key=lambda r: r.rung).score if seen else 0.0
 
     def objective(candidate: dict) -> float:
         nonlocal stale
         jobs = log.rungs(candidate)
         if jobs:  # replay on resume, or a strategy repeating itself
             stale += 1
-            if jobs[0]["trial"] == len(log):
+            if jobs[0].trial == len(log):
                 promote()  # the last candidate trained: the promotions it brought may be unfinished
             return reported(candidate)
         if not feasible(candidate):
@@ -357,18 +357,18 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     if view is not None:
         view.finish(log)
     if best is None:
-        reasons = sorted({r["reason"] for r in log.records if r.get("reason")})
+        reasons = sorted({r.reason for r in log.records if r.reason})
         if len(log):
             raise SearchFailed(f"all {len(log)} trials failed" + (f": {'; '.join(reasons[:3])}" if reasons else ""))
         raise SearchFailed("no candidate within the budget was trained"
                            + (" in the time given" if config.time is not None else ""))
-    arch = space.resolve(best["candidate"])
+    arch = space.resolve(best.candidate)
     winner = {
         "format": WINNER_FORMAT, "nas_version": __version__,
         "space": identity["space"], "budget": budget.to_dict(),
-        "candidate": best["candidate"], "architecture": arch.to_dict(), "summary": arch.summary(),
-        "params": best["params"], "macs": best["macs"], "proxy_score": best["score"],
-        "proxy_rung": best["rung"], "proxy_epochs": best["epochs"],
+        "candidate": best.candidate, "architecture": arch.to_dict(), "summary": arch.summary(),
+        "params": best.params, "macs": best.macs, "proxy_score": best.score,
+        "proxy_rung": best.rung, "proxy_epochs": best.epochs,
         "strategy": config.strategy, "trials": len(log), "seed": config.seed,
         "search_seconds": round(clock.elapsed(), 1),
         "data": config.data_source, "normalize": {"mean": mean, "std": std},

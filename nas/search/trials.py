@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..records import TrialRecord
 from ..spaces.space import candidate_key
 
 
@@ -21,8 +22,8 @@ class TrialLog:
 
     def __init__(self, path: str | Path, repair: bool = False):
         self.path = Path(path)
-        self.records: list[dict] = []  # every job, in the order they ended
-        self.by_key: dict[str, dict[int, dict]] = {}  # candidate -> rung -> its job
+        self.records: list[TrialRecord] = []  # every job, in the order they ended
+        self.by_key: dict[str, dict[int, TrialRecord]] = {}  # candidate -> rung -> its job
         if self.path.exists():
             self._load(repair)
 
@@ -42,50 +43,51 @@ class TrialLog:
                     break
                 raise TrialLogError(f"{self.path}: line {i + 1} is not JSON (a damaged log; only a torn last "
                                     f"line is dropped)") from None
-            if not isinstance(record, dict) or "candidate" not in record or "status" not in record:
-                raise TrialLogError(f"{self.path}: line {i + 1} is not a trial record")
+            try:
+                record = TrialRecord.from_dict(record)
+            except (KeyError, ValueError, TypeError, AttributeError):
+                raise TrialLogError(f"{self.path}: line {i + 1} is not a trial record") from None
             good.append(line)
             self._remember(record)
         if repair and raw and not raw.endswith(b"\n"):  # rewrite without the torn tail, so appends start clean
             from ..files import write_bytes
             write_bytes(self.path, b"".join(l + b"\n" for l in good))
 
-    def _remember(self, record: dict) -> None:
-        record.setdefault("rung", 0)
+    def _remember(self, record: TrialRecord) -> None:
         self.records.append(record)
-        self.by_key.setdefault(candidate_key(record["candidate"]), {})[record["rung"]] = record
+        self.by_key.setdefault(candidate_key(record.candidate), {})[record.rung] = record
 
-    def rungs(self, candidate: dict) -> dict[int, dict]:
+    def rungs(self, candidate: dict) -> dict[int, TrialRecord]:
         """The candidate's jobs by rung ({} when it was never trained)."""
         return self.by_key.get(candidate_key(candidate), {})
 
-    def get(self, candidate: dict) -> dict | None:
+    def get(self, candidate: dict) -> TrialRecord | None:
         """The candidate's job on the highest rung it reached."""
         jobs = self.rungs(candidate)
         return jobs[max(jobs)] if jobs else None
 
-    def append(self, record: dict) -> None:
+    def append(self, record: TrialRecord) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(record.to_dict()) + "\n")
             f.flush()
             os.fsync(f.fileno())
         self._remember(record)
 
-    def final(self) -> list[dict]:
+    def final(self) -> list[TrialRecord]:
         """One record per candidate, its highest rung's, in the order candidates were first trained."""
         return [jobs[max(jobs)] for jobs in self.by_key.values()]
 
-    def ok(self) -> list[dict]:
+    def ok(self) -> list[TrialRecord]:
         """Per candidate that trained at all, its job on the highest rung it finished."""
-        ok = ([r for _, r in sorted(jobs.items()) if r["status"] == "ok"] for jobs in self.by_key.values())
+        ok = ([r for _, r in sorted(jobs.items()) if r.ok] for jobs in self.by_key.values())
         return [done[-1] for done in ok if done]
 
-    def best(self) -> dict | None:
+    def best(self) -> TrialRecord | None:
         """The winner: the best score on the highest rung any candidate finished."""
         ok = self.ok()
-        top = max((r["rung"] for r in ok), default=None)
-        return max((r for r in ok if r["rung"] == top), key=lambda r: r["score"], default=None)
+        top = max((r.rung for r in ok), default=None)
+        return max((r for r in ok if r.rung == top), key=lambda r: r.score, default=None)
 
     def __len__(self) -> int:
         """Candidates trained (on rung 0 at least)."""
