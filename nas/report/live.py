@@ -27,8 +27,9 @@ def leaderboard(records: list[TrialRecord], budget, limit: int = 10, title: str 
     table = Table(title=title, title_justify="left")
     for col, justify in (("#", "right"), ("trial", "right"), ("rung", "right"), ("epochs", "right"),
                          ("params", "right"), ("MACs", "right"), ("budget", "right"), ("proxy acc", "right"),
-                         ("s", "right"), ("architecture", "left")):
-        table.add_column(col, justify=justify, overflow="fold")
+                         ("s", "right")):
+        table.add_column(col, justify=justify, no_wrap=True)
+    table.add_column("architecture", overflow="fold", min_width=40)
     ok = sorted((r for r in records if r.ok), key=lambda r: (-r.rung, -r.score))[:limit]
     failed = [r for r in records if not r.ok][-3:]
     for rank, r in enumerate(ok, 1):
@@ -101,7 +102,7 @@ class SearchView(_View):
         return Group(self.progress, leaderboard(self.records, self.budget))
 
     def _search_info(self) -> str:
-        info = f"{self.candidates} candidates"
+        info = f"{self.candidates} candidate{'s' * (self.candidates != 1)}"
         if self.config.time is not None and self.clock is not None:
             info += f", {_duration(self.clock.remaining())} left"
         return info
