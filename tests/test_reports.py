@@ -30,7 +30,8 @@ def test_report_of_a_search_and_its_retrain(runs):
     winner = json.loads((runs / "winner.json").read_text())
     result = json.loads((runs / "retrain" / "result.json").read_text())
     assert "128 candidates" in md and "fit the budget (counted exactly)" in md and "pruned" in md
-    assert f"{len(trials)} trials" in md and "Strategy **random**" in md
+    candidates = len({json.dumps(t["candidate"], sort_keys=True) for t in trials})
+    assert f"{candidates} candidates" in md and "Strategy **random**" in md and "jobs per rung" in md
     assert f"{winner['params']:,} trainable parameters" in md
     assert f"{100 * result['final_test_acc']:.2f}%" in md and f"{100 * result['final_test_acc_tta']:.2f}%" in md
     assert "nas search" in md and "--strategy random" in md and "nas retrain" in md
