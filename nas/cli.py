@@ -23,14 +23,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, ok, says: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must {says}, not {text}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, lambda v: v > 0, "be positive")
 
 
 def _open_fraction(text: str) -> float:
@@ -63,13 +67,7 @@ def _at_least_two(text: str) -> int:
 
 
 def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1), not {text}")
-    return value
+    return _number(text, lambda v: 0 <= v < 1, "lie in [0, 1)")
 
 
 def _add_execution_flags(p) -> None:

@@ -31,3 +31,17 @@ def _a_cache_of_their_own(tmp_path_factory):
         os.environ.pop("NAS_DATA_CACHE", None)
     else:
         os.environ["NAS_DATA_CACHE"] = previous
+
+
+@pytest.fixture
+def trained_sizes(monkeypatch):
+    """The parameter count of every network the search trains, in order."""
+    import nas.search.runner as runner
+    sizes, real = [], runner.train
+
+    def spy(model, *a, **k):
+        sizes.append(sum(p.numel() for p in model.parameters()))
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(runner, "train", spy)
+    return sizes
