@@ -2,7 +2,7 @@
 
 For --candidates feasible candidates of spaces/tiny.py (sampled as the search samples them: within
 the budget, using at least the default share of it), every rung of the default ladder is trained
-exactly as the search trains it (nas.search.runner.Trainer: rung k goes on from rung k-1's
+exactly as the search trains it (nas.search.jobs.Trainer: rung k goes on from rung k-1's
 weights), and each candidate is also trained --long-epochs epochs on --long-images images of the
 training split. Everything is scored on the same held-out validation split; the test split is
 never read. Kendall tau and Spearman rho of each rung's score against the long training's, beside
@@ -26,7 +26,8 @@ from nas.data import Loader, channel_stats, holdout, load, subset
 from nas.execution import choose, default_batch_size
 from nas.files import save_torch, write_json
 from nas.prescreen import naswot
-from nas.search.runner import SearchConfig, Trainer
+from nas.search.jobs import Job, Trainer
+from nas.search.runner import SearchConfig
 from nas.spaces import load_space
 from nas.train import PROXY, train
 
@@ -72,7 +73,7 @@ def main():
     long_split = subset(train_split, args.long_images / len(train_split), seed=args.seed) if args.long_images else train_split
     candidates = sample(space, budget, share, args.candidates, args.seed)
     images = next(iter(Loader(subset(train_split, 64 / len(train_split), args.seed), mean, std, 64, "cpu")))[0]
-    trainer = Trainer(train_split, val_split, recipe, ladder, mean, std, execution, 1.0, work / "snapshots")
+    trainer = Trainer(train_split, val_split, recipe, ladder, mean, std, execution, 1.0)
 
     def save():
         write_json(state_path, state)
@@ -91,11 +92,15 @@ def main():
             for rung in range(ladder.rungs):
                 if str(rung) in e["rungs"]:
                     continue
-                record = trainer.run(i, rung, c, space.resolve(c), seed=args.seed + i, elapsed=lambda: 0.0)
+                below = work / "snapshots" / f"trial-{i}-rung-{rung - 1}.pt"
+                start = torch.load(below, map_location="cpu", weights_only=False) if below.exists() else None
+                result = trainer.run(Job(i, rung, c, space.resolve(c), seed=args.seed + i, start=start))
+                record = result.record
+                if result.snapshot is not None:
+                    save_torch(work / "snapshots" / f"trial-{i}-rung-{rung}.pt", result.snapshot)
                 e["rungs"][str(rung)] = {"score": record.score, "seconds": record.seconds}
                 save()
-                if rung > 0:
-                    trainer.forget(i, rung - 1)
+                below.unlink(missing_ok=True)
                 print(f"candidate {i} rung {rung}: {record.score} in {record.seconds:.0f}s", flush=True)
         for i, c in enumerate(candidates, 1):  # then the long trainings, checkpointed every epoch
             e = entry(i, c)

@@ -127,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "training-free NASWOT score (e.g. 0.5)")
     s.add_argument("--data", default="cifar10", help="cifar10, a .npz file, or an ImageFolder directory")
     s.add_argument("--out", help="run directory (default runs/SPACE)")
+    s.add_argument("--workers", type=_positive_int, default=search_default["workers"],
+                   help="train this many candidates at once, each in a worker process of a local Dask cluster "
+                        "(the CPU's cores, or the GPUs, are shared out between them; default 1: in this process)")
+    s.add_argument("--scheduler", help="train on the Dask cluster whose scheduler is at tcp://HOST:PORT instead")
     _add_execution_flags(s)
     s.add_argument("--seed", type=int, default=0)
 
@@ -176,6 +180,7 @@ def cmd_search(args) -> int:
     from .data import load
     from .report.live import SearchView
     from .search import STRATEGIES, SearchConfig, run_search
+    from .search.runner import check_settings
     from .train import PROXY
 
     execution = _execution(args)
@@ -183,9 +188,11 @@ def cmd_search(args) -> int:
         raise UserError(f"unknown strategy {args.strategy!r}; one of {', '.join(STRATEGIES)}")
     recipe = PROXY.with_(epochs=args.proxy_epochs, batch_size=args.batch_size, time_limit=args.trial_timeout)
     config = SearchConfig(space_path=args.space, budget=budget, strategy=args.strategy, trials=args.trials,
-                          time=args.time, rungs=args.rungs, eta=args.eta, min_share=args.min_share, recipe=recipe, seed=args.seed, val_fraction=args.val_fraction,
-                          data_fraction=args.data_fraction, data_source=args.data, device=args.device, execution=execution,
-                          prescreen=args.prescreen, command=args.command_line)
+                          time=args.time, rungs=args.rungs, eta=args.eta, min_share=args.min_share, recipe=recipe,
+                          seed=args.seed, val_fraction=args.val_fraction, data_fraction=args.data_fraction,
+                          data_source=args.data, device=args.device, execution=execution, prescreen=args.prescreen,
+                          workers=args.workers, scheduler=args.scheduler, command=args.command_line)
+    check_settings(config)
     out = args.out or f"runs/{space.name}"
     data = load(args.data)
     with SearchView() as view:

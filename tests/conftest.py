@@ -36,12 +36,12 @@ def _a_cache_of_their_own(tmp_path_factory):
 @pytest.fixture
 def trained_sizes(monkeypatch):
     """The parameter count of every network the search trains, in order."""
-    import nas.search.runner as runner
-    sizes, real = [], runner.train
+    import nas.search.jobs as jobs
+    sizes, real = [], jobs.train
 
     def spy(model, *a, **k):
         sizes.append(sum(p.numel() for p in model.parameters()))
         return real(model, *a, **k)
 
-    monkeypatch.setattr(runner, "train", spy)
+    monkeypatch.setattr(jobs, "train", spy)
     return sizes

@@ -37,15 +37,15 @@ def test_a_validation_split_that_leaves_nothing_to_train_writes_nothing(tmp_path
 
 
 def test_the_seed_decides_the_proxy_initial_weights(tmp_path, monkeypatch):
-    import nas.search.runner as runner
+    import nas.search.jobs as jobs
     first_weights = []
-    real = runner.train
+    real = jobs.train
 
     def spy(model, *a, **k):
         first_weights.append(next(model.parameters()).detach().clone())
         return real(model, *a, **k)
 
-    monkeypatch.setattr(runner, "train", spy)
+    monkeypatch.setattr(jobs, "train", spy)
     space_file = tmp_path / "one.py"  # a single candidate, so every run trains the same network
     space_file.write_text("from nas.spaces import Space, Stage, Stem\n"
                           "space = Space('one', Stem(8), [Stage('conv', 8)], num_classes=4)\n")

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+import nas.search.jobs as job_module
 import nas.search.runner as runner
 from nas.budget import Budget, estimate
 from nas.records import TrialRecord
@@ -68,13 +69,13 @@ def test_each_rung_holds_at_most_a_third_of_the_one_below():
 
 def test_rungs_are_recorded_and_promotions_go_on_from_the_rungs_weights(tmp_path, monkeypatch):
     starts = []
-    real = runner.train
+    real = job_module.train
 
     def spy(model, *a, **k):
         starts.append(k["start_step"])
         return real(model, *a, **k)
 
-    monkeypatch.setattr(runner, "train", spy)
+    monkeypatch.setattr(job_module, "train", spy)
     space_file = write_space(tmp_path / "small.py")
     config = SearchConfig(str(space_file), Budget(6000), strategy="random", trials=9, rungs=3, eta=3,
                           recipe=PROXY.with_(epochs=3, batch_size=32), data_fraction=0.5)
@@ -105,7 +106,7 @@ def test_a_search_interrupted_mid_ladder_resumes_to_the_same_log(tmp_path, monke
     promotion = next(i for i, r in enumerate(whole) if r["rung"] == 1)
 
     calls = {"n": 0}
-    real = runner.train
+    real = job_module.train
 
     def interrupted(*a, **k):
         calls["n"] += 1
@@ -113,7 +114,7 @@ def test_a_search_interrupted_mid_ladder_resumes_to_the_same_log(tmp_path, monke
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(runner, "train", interrupted)
+    monkeypatch.setattr(job_module, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_search(load_space(space_file), config, data, tmp_path / "cut")
     assert len(_jobs(tmp_path / "cut")) == promotion

@@ -90,10 +90,10 @@ def test_the_proxy_never_reads_the_test_split(tmp_path):
 
 
 def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path, monkeypatch):
-    import nas.search.runner as runner
+    import nas.search.jobs as jobs
     from nas.train import Diverged
     calls = {"n": 0}
-    real_train = runner.train
+    real_train = jobs.train
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -101,7 +101,7 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path, monkeypatc
             raise Diverged("loss is nan in epoch 1")
         return real_train(*a, **k)
 
-    monkeypatch.setattr(runner, "train", flaky)
+    monkeypatch.setattr(jobs, "train", flaky)
     space_file = write_space(tmp_path / "small.py")
     config = SearchConfig(str(space_file), Budget(4000), strategy="random", trials=3, eta=3, recipe=RECIPE)
     winner = run_search(load_space(space_file), config, make_dataset(), tmp_path / "run")

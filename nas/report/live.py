@@ -70,10 +70,11 @@ def _duration(seconds: float) -> str:
 
 
 class SearchView(_View):
-    """A bar for the whole search (its time, or its candidates) and one for the job training now,
+    """A bar for the whole search (its time, or its candidates) and one for each job training now,
     each with an ETA; the leaderboard below. Off a terminal: one line per finished job."""
 
-    def start(self, config, space, resumed: int, clock=None) -> None:
+    def start(self, config, space, resumed: int, clock=None, where: str | None = None) -> None:
+        """`where`: where the jobs run, when not in this process (Dask workers)."""
         self.budget, self.clock, self.config = config.budget, clock, config
         ladder = config.ladder
         rungs = ", ".join(_epochs(ladder.epochs(k)) for k in range(ladder.rungs))
@@ -84,7 +85,9 @@ class SearchView(_View):
                       f"{config.strategy}, {amount}; rungs of {rungs} epochs, the best 1/{ladder.eta} promoted"
                       + (f"; only candidates using {100 * config.min_share:.0f}%+ of the budget" if config.min_share else "")
                       + (f"; resuming after {resumed} candidates" if resumed else ""))
-        if config.execution is not None:
+        if where is not None:
+            console.print(f"jobs run {where}")
+        elif config.execution is not None:
             console.print(f"execution: {config.execution.describe()}")
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
@@ -92,7 +95,7 @@ class SearchView(_View):
         self.search = self.progress.add_task(
             "search", info="", total=config.time if timed else config.max_trials,
             completed=(clock.elapsed() if timed and clock else resumed))
-        self.job = None
+        self.jobs: dict[tuple[int, int], int] = {}  # (trial, rung) -> its progress bar
         self.records, self.candidates = [], resumed
         if self.tty:
             self.live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
@@ -108,22 +111,25 @@ class SearchView(_View):
         return info
 
     def job_started(self, job: dict) -> None:
-        if self.job is not None:
-            self.progress.remove_task(self.job)
-        self.job_rung = job["rung"]
-        self.job = self.progress.add_task(
+        """A job begins (several may run at once, on Dask workers)."""
+        self.jobs[(job["trial"], job["rung"])] = self.progress.add_task(
             f"trial {job['trial']} rung {job['rung']}", total=None,
             info=f"{_epochs(job['epochs'])} epochs, {job['params']:,} params: {job['summary']}")
+        self.job_rung = job["rung"]
         self.progress.update(self.search, info=self._search_info())
 
     def job_progress(self, step: int, total: int) -> None:
-        self.progress.update(self.job, completed=step, total=total)
+        """Steps of the job training in this process (the last one started)."""
+        self.progress.update(next(reversed(self.jobs.values())), completed=step, total=total)
         if self.config.time is not None and self.clock is not None:
             self.progress.update(self.search, completed=self.clock.elapsed(), info=self._search_info())
         elif self.job_rung == 0:
             self.progress.update(self.search, completed=self.candidates + step / total)
 
-    def job_finished(self, record: dict, log) -> None:
+    def job_finished(self, record: TrialRecord, log) -> None:
+        task = self.jobs.pop((record.trial, record.rung), None)
+        if task is not None:
+            self.progress.remove_task(task)
         self.records, self.candidates = log.final(), len(log)
         if self.config.time is None:
             self.progress.update(self.search, completed=self.candidates)
@@ -139,9 +145,9 @@ class SearchView(_View):
                           + f" | {self._search_info()}")
 
     def finish(self, log) -> None:
-        if self.job is not None:
-            self.progress.remove_task(self.job)
-            self.job = None
+        for task in self.jobs.values():
+            self.progress.remove_task(task)
+        self.jobs.clear()
         if self.live:
             self.live.update(Group(self.progress, leaderboard(log.final(), self.budget)))
             self.live.stop()

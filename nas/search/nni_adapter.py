@@ -98,14 +98,24 @@ class _SequentialTPE(strategies.TPE):
             self.engine.submit_models(model)
 
 
+class _Evolution(strategies.RegularizedEvolution):
+    """NNI's regularized evolution, safe with many trials in flight: once the first population is
+    proposed it mutates the best of a sample of the population, and NNI's best_parent() calls
+    max([]) while no result has come back yet. Until one has, it proposes a random candidate."""
+
+    def new_individual(self):
+        if not self._population:
+            return self.random()
+        return super().new_individual()
+
+
 def _make_strategy(name: str, seed: int, population: int):
     if name == "random":
         return strategies.Random(dedup=True, seed=seed)
     if name == "grid":
         return strategies.GridSearch(shuffle=True, seed=seed)
     if name == "evolution":
-        return strategies.RegularizedEvolution(population_size=population, sample_size=max(2, population // 4),
-                                               seed=seed, dedup=True)
+        return _Evolution(population_size=population, sample_size=max(2, population // 4), seed=seed, dedup=True)
     if name == "tpe":
         return _SequentialTPE(optimize_mode="maximize", seed=seed)
     if name == "rl":
@@ -168,14 +178,19 @@ class Proposer:
     """NNI strategy `name` as ask/tell. propose() returns the next candidate (a dict), or None once
     the strategy has nothing more to propose; report(candidate, score) answers it. Strategies that
     reject in the space only propose candidates `feasible` accepts; the rest (grid, TPE) may
-    propose any, and the caller declines those (reports 0, trains nothing)."""
+    propose any, and the caller declines those (reports 0, trains nothing).
+
+    Up to `slots` proposals may be open (proposed, not yet reported) at once, for trials run in
+    parallel: the strategy proposes ahead while fewer are open. propose() waits for the strategy,
+    so call it only while fewer than `slots` of its proposals are open."""
 
     def __init__(self, name: str, choices: dict[str, tuple], feasible: Callable[[dict], bool], seed: int = 0,
                  population: int = 20, slots: int = 1):
         self.name = name
         self.strategy = _make_strategy(name, seed, population)
         self.engine = _HandOver(slots)
-        self.pending: dict[str, object] = {}  # proposed, not yet reported: candidate key -> NNI model
+        # proposed, not yet reported: candidate key -> its NNI models (a strategy may propose one twice)
+        self.pending: dict[str, collections.deque] = collections.defaultdict(collections.deque)
         self.done, self.error = False, None
         space = _ChoiceSpace(choices, feasible if name in _REJECTS_IN_SPACE else None)
         model_space = _ModelSpace.from_model(space, FunctionalEvaluator(lambda sample: None))
@@ -192,10 +207,12 @@ class Proposer:
                 self.strategy.run()
         except BaseException as e:  # reported to the caller by propose()
             self.error = e
-        finally:
-            with self.engine.cv:
-                self.done = True
-                self.engine.cv.notify_all()
+        with self.engine.cv:
+            self.done = True  # nothing more will be proposed
+            self.engine.cv.notify_all()
+        # NNI's contract: after the strategy returns, wait for the models still in flight (the
+        # caller answers them; close() ends the wait)
+        self.engine.wait_models()
 
     def propose(self) -> dict | None:
         engine = self.engine
@@ -204,7 +221,7 @@ class Proposer:
             if engine.queued:
                 model = engine.queued.popleft()
                 candidate = dict(model.executable_model())
-                self.pending[candidate_key(candidate)] = model
+                self.pending[candidate_key(candidate)].append(model)
                 return candidate
         if self.error is not None and not engine.closed:
             raise StrategyError(f"NNI strategy {self.name!r} stopped: {type(self.error).__name__}: {self.error}") \
@@ -212,7 +229,10 @@ class Proposer:
         return None
 
     def report(self, candidate: dict, score: float) -> None:
-        model = self.pending.pop(candidate_key(candidate))
+        key = candidate_key(candidate)
+        model = self.pending[key].popleft()
+        if not self.pending[key]:
+            del self.pending[key]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.engine.dispatch_model_event(FinalMetricEvent(model, float(score)))

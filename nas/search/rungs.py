@@ -62,18 +62,19 @@ class Ladder:
         return asdict(self)
 
 
-def due_promotions(records: list[TrialRecord], ladder: Ladder) -> list[tuple[TrialRecord, int]]:
+def due_promotions(records: list[TrialRecord], ladder: Ladder,
+                   running: set[tuple[int, int]] = frozenset()) -> list[tuple[TrialRecord, int]]:
     """(record, next rung) for every promotion due now, highest rung first, best first: rung k + 1
     may hold floor(n / eta) of the n results at rung k, and its free places go to the best
     candidates of rung k's top floor(n / eta) not trained on rung k + 1 yet (failed trials count
-    in n and are never promoted)."""
+    in n and are never promoted). Jobs `running` now, as (trial, rung), hold their places."""
     by_rung: dict[int, list[TrialRecord]] = {}
     for r in records:
         by_rung.setdefault(r.rung, []).append(r)
     due = []
     for k in reversed(range(ladder.rungs - 1)):
         here = by_rung.get(k, [])
-        above = {r.trial for r in by_rung.get(k + 1, [])}
+        above = {r.trial for r in by_rung.get(k + 1, [])} | {trial for trial, rung in running if rung == k + 1}
         ranked = sorted((r for r in here if r.ok), key=lambda r: -r.score)
         places = len(here) // ladder.eta - len(above)
         due += [(r, k + 1) for r in ranked[:len(here) // ladder.eta] if r.trial not in above][:max(0, places)]

@@ -17,8 +17,7 @@ and the search carries on from the first candidate it has not tried. No job is t
 """
 from __future__ import annotations
 
-import gc
-import time
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,17 +25,20 @@ import torch
 
 from .. import __version__
 from ..budget import Budget, estimate
-from ..data import Dataset, Split, channel_stats, check_compatible, holdout, subset
+from ..data import Dataset, channel_stats, check_compatible, holdout, subset
 from ..errors import UserError
 from ..execution import Execution, choose, default_batch_size
 from ..files import save_torch, write_json
-from ..records import WINNER_FORMAT, TrialRecord, TrialStatus
+from ..records import WINNER_FORMAT
 from ..spaces import Space
+from ..spaces.space import candidate_key
 from ..prescreen import Prescreen
-from ..train import PROXY, Diverged, Recipe, train
+from ..train import PROXY, Recipe
 from .clock import Clock
+from .jobs import DeadlineReached, Job, Trainer
 from .rungs import Ladder, due_promotions, obligations
 from .trials import TrialLog
+from .workers import open_workers
 
 
 STALE_PER_TRIAL, STALE_MIN = 50, 1000  # a search stops after this many useless proposals in a row
@@ -66,6 +68,8 @@ class SearchConfig:
     device: str | None = None
     execution: Execution | None = None  # None: chosen for `device` (see nas.execution)
     prescreen: float | None = None  # keep only candidates in this top fraction by NASWOT score
+    workers: int = 1  # jobs at once, each in a Dask worker process of a local cluster where more than 1
+    scheduler: str | None = None  # or on the Dask cluster whose scheduler is here (tcp://HOST:PORT)
     command: str = ""  # the command line that started it, for the report
 
     @property
@@ -90,92 +94,6 @@ class SearchConfig:
 
 class SearchFailed(UserError):
     """Every trial failed."""
-
-
-class DeadlineReached(Exception):
-    """The search's time ran out in the middle of a job."""
-
-
-def _describe_failure(e: BaseException) -> str:
-    if isinstance(e, torch.cuda.OutOfMemoryError):
-        return "out of GPU memory"
-    if isinstance(e, Diverged):
-        return f"diverged: {e}"
-    if isinstance(e, TimeoutError):
-        return f"timeout: {e}"
-    return f"{type(e).__name__}: {e}"
-
-
-@dataclass
-class Trainer:
-    """Trains one search's candidates on the rungs of its ladder: what every job shares, held once."""
-
-    train_split: Split
-    val_split: Split
-    recipe: Recipe
-    ladder: Ladder
-    mean: list
-    std: list
-    execution: Execution
-    data_fraction: float
-    snapshots: Path  # where each rung leaves the weights the next one goes on from
-
-    @property
-    def steps_per_epoch(self) -> int:
-        n, batch = len(self.train_split), self.recipe.batch_size
-        return n // batch if n >= batch else 1
-
-    def snapshot(self, trial: int, rung: int) -> Path:
-        return self.snapshots / f"trial-{trial}-rung-{rung}.pt"
-
-    def run(self, trial: int, rung: int, candidate: dict, arch, seed: int, elapsed, on_step=None,
-            naswot: float | None = None) -> TrialRecord:
-        """Train candidate `trial` on `rung` (from its rung-below weights where saved, else from
-        scratch) and score it on the validation split. Its failure (an exception, out of memory,
-        divergence, a timeout) is recorded, never raised; DeadlineReached from on_step is raised."""
-        cost = estimate(arch)
-        ladder, recipe, spe = self.ladder, self.recipe, self.steps_per_epoch
-        t0 = time.perf_counter()
-        try:
-            with torch.random.fork_rng(devices=[]):  # training must not move the strategy's RNG
-                torch.manual_seed(seed)  # before build: the seed decides the initial weights
-                model = arch.build()
-                start, optimizer_state = 0, None
-                below = self.snapshot(trial, rung - 1)
-                if rung > 0 and below.exists():
-                    saved = torch.load(below, map_location="cpu", weights_only=False)
-                    model.load_state_dict(saved["model"])
-                    start, optimizer_state = saved["step"], saved["optimizer"]
-
-                def on_snapshot(step, model, optimizer):
-                    save_torch(self.snapshot(trial, rung), {"step": step, "model": model.state_dict(),
-                                                            "optimizer": optimizer.state_dict()})
-
-                history = train(model, self.train_split, self.val_split, recipe.with_(epochs=ladder.epochs(rung)),
-                                self.mean, self.std, execution=self.execution, seed=seed, on_step=on_step,
-                                schedule=ladder.schedule(rung, recipe, spe), start_step=start,
-                                optimizer_state=optimizer_state, snapshot_at=ladder.resume_step(rung, recipe, spe),
-                                on_snapshot=on_snapshot).history
-            status, score, reason = TrialStatus.OK, history[-1].test_acc, None
-        except (KeyboardInterrupt, DeadlineReached):
-            raise
-        except Exception as e:  # the candidate's failure, not the search's
-            status, score, reason = TrialStatus.FAILED, None, _describe_failure(e)
-        model = None
-        if status == TrialStatus.FAILED:
-            # free what the failed trial held (its traceback is gone now) before the next one;
-            # a full collection costs ~0.3 s, so only after a failure
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        return TrialRecord(trial=trial, rung=rung, candidate=candidate, summary=arch.summary(), params=cost.params,
-                           macs=cost.macs, epochs=round(ladder.epochs(rung), 4), data_fraction=self.data_fraction,
-                           status=status, score=score, reason=reason, seconds=round(time.perf_counter() - t0, 3),
-                           elapsed=round(elapsed(), 3), naswot=naswot)
-
-    def forget(self, trial: int, rung: int) -> None:
-        """Drop a snapshot nothing will go on from any more."""
-        self.snapshot(trial, rung).unlink(missing_ok=True)
 
 
 class Planner:
@@ -230,6 +148,13 @@ def check_settings(config: SearchConfig) -> None:
         raise UserError(f"the budget share must lie in [0, 1), not {config.min_share:g}")
     if config.time is not None and config.time <= 0:
         raise UserError(f"the time must be positive, not {config.time:g}")
+    if config.workers < 1:
+        raise UserError(f"--workers must be at least 1, not {config.workers}")
+    if config.scheduler is not None:
+        if config.workers > 1:
+            raise UserError("--workers starts a local cluster and --scheduler joins a running one: give one of them")
+        if not re.fullmatch(r"(tcp|tls)://[^\s:/]+:\d{1,5}", config.scheduler):
+            raise UserError(f"--scheduler wants a Dask scheduler's address, tcp://HOST:PORT, not {config.scheduler!r}")
 
 
 def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Path, view=None) -> dict:
@@ -252,27 +177,28 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     log = TrialLog(out / "trials.jsonl", repair=True)
     clock = Clock(out / "clock.json", config.time)
     budget, ladder = config.budget, config.ladder
-    trainer = Trainer(train_split, val_split, config.recipe, ladder, mean, std, execution, config.data_fraction,
-                      out / "snapshots")
+    trainer = Trainer(train_split, val_split, config.recipe, ladder, mean, std, execution, config.data_fraction)
+    snapshots = out / "snapshots"  # where each rung leaves the weights the next one goes on from
     planner = Planner(log, ladder)
     stale = 0  # proposals in a row that were already tried or over budget
-    if view is not None:
-        view.start(config, space, resumed=len(log), clock=clock)
+    running: dict[tuple[int, int], Job] = {}  # (trial, rung) -> the job training now
+    unanswered: dict[str, dict] = {}  # candidates trained on rung 0 whose proposal is not answered yet
 
-    def admits_another() -> bool:
+    def snapshot(trial: int, rung: int) -> Path:
+        return snapshots / f"trial-{trial}-rung-{rung}.pt"
+
+    def candidates_started() -> int:
+        return len(log) + sum(1 for trial, rung in running if rung == 0)
+
+    def admits_another(slots: int) -> bool:
         """Is there time (and trial count) for one more candidate, with the promotions it brings?"""
-        n = len(log)
+        n = candidates_started()
         if config.max_trials is not None and n >= config.max_trials:
             return False
         if config.time is None:
             return True
         first = planner.job_seconds(0)
-        return first is None or first + planner.owed_seconds(n + 1) <= clock.remaining()
-
-    def keep_going() -> bool:
-        # stop at the trial count or time, or when the strategy keeps proposing what it already tried
-        stale_limit = STALE_PER_TRIAL * (config.max_trials or len(log) + 1) + STALE_MIN
-        return admits_another() and stale < stale_limit
+        return first is None or (first + planner.owed_seconds(n + 1)) / slots <= clock.remaining()
 
     screen = Prescreen(space, budget, train_split, mean, std, config.prescreen, config.seed) if config.prescreen else None
 
@@ -282,39 +208,6 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
             return False
         return screen is None or screen.keeps(candidate)
 
-    def run_job(trial: int, rung: int, candidate: dict) -> None:
-        arch = space.resolve(candidate)
-        cost = estimate(arch)
-        if view is not None:
-            view.job_started({"trial": trial, "rung": rung, "candidate": candidate, "summary": arch.summary(),
-                              "params": cost.params, "macs": cost.macs, "epochs": ladder.epochs(rung)})
-
-        def on_step(step: int, total: int) -> None:
-            clock.tick()
-            if clock.remaining() <= 0:
-                raise DeadlineReached()
-            if view is not None:
-                view.job_progress(step, total)
-
-        record = trainer.run(trial, rung, candidate, arch, seed=config.seed + trial, elapsed=clock.elapsed,
-                             on_step=on_step, naswot=screen.score(candidate) if screen else None)
-        log.append(record)
-        clock.save()
-        if rung > 0:
-            trainer.forget(trial, rung - 1)
-        if view is not None:
-            view.job_finished(record, log)
-
-    def promote() -> None:
-        """Train every promotion due, highest rung first, until none is (or none fits the time)."""
-        while True:
-            due = [(r, k) for r, k in due_promotions(log.records, ladder)
-                   if (planner.job_seconds(k) or 0.0) <= clock.remaining()]
-            if not due:
-                return
-            record, rung = due[0]
-            run_job(record.trial, rung, record.candidate)
-
     def reported(candidate: dict) -> float:
         """The score the strategy is told: the highest rung's the candidate had reached when its
         proposal was answered (for a replayed one, before the next candidate was first trained)."""
@@ -323,35 +216,103 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         seen = [r for r in log.records[:cutoff] if r.trial == trial and r.ok]
         return max(seen, key=lambda r: r.rung).score if seen else 0.0
 
-    def objective(candidate: dict) -> float:
-        nonlocal stale
-        jobs = log.rungs(candidate)
-        if jobs:  # replay on resume, or a strategy repeating itself
-            stale += 1
-            if jobs[0].trial == len(log):
-                promote()  # the last candidate trained: the promotions it brought may be unfinished
-            return reported(candidate)
-        if not feasible(candidate):
-            stale += 1
-            return 0.0
-        stale = 0
-        run_job(len(log) + 1, 0, candidate)
-        promote()
-        return reported(candidate)
+    def start_job(trial: int, rung: int, candidate: dict) -> None:
+        arch = space.resolve(candidate)
+        below = snapshot(trial, rung - 1)
+        start = torch.load(below, map_location="cpu", weights_only=False) if rung > 0 and below.exists() else None
+        job = Job(trial, rung, candidate, arch, seed=config.seed + trial, start=start,
+                  seconds_left=clock.remaining() if config.time is not None else None)
+        running[job.key] = job
+        workers.submit(job)
+        if view is not None:
+            cost = estimate(arch)
+            view.job_started({"trial": trial, "rung": rung, "candidate": candidate, "summary": arch.summary(),
+                              "params": cost.params, "macs": cost.macs, "epochs": ladder.epochs(rung)})
 
-    proposer = Proposer(config.strategy, {n: c.values for n, c in space.choices.items()}, feasible,
-                        seed=config.seed, population=population_size(config.max_trials))
-    try:
-        while keep_going():
+    def propose_next() -> bool:
+        """Ask the strategy for a candidate and start it on rung 0, answering at once the ones
+        not to train (tried already, or outside the budget); False once nothing more will come."""
+        nonlocal stale
+        stale_limit = STALE_PER_TRIAL * (config.max_trials or len(log) + 1) + STALE_MIN
+        while stale < stale_limit:
             candidate = proposer.propose()
             if candidate is None:  # the strategy has nothing more to propose
-                break
-            proposer.report(candidate, objective(candidate))
-        promote()
+                return False
+            if log.rungs(candidate):  # replay on resume, or a strategy repeating itself
+                stale += 1
+                proposer.report(candidate, reported(candidate))
+            elif not feasible(candidate) or any(j.candidate == candidate for j in running.values()):
+                stale += 1
+                proposer.report(candidate, 0.0)
+            else:
+                stale = 0
+                trial = max([r.trial for r in log.records] + [t for t, _ in running], default=0) + 1
+                start_job(trial, 0, candidate)
+                return True
+        return False
+
+    proposing = True
+
+    def fill() -> None:
+        """Give every free worker a job: a promotion that is due (highest rung first), else,
+        once every candidate trained so far has been answered, a new candidate."""
+        nonlocal proposing
+        while len(running) < workers.slots:
+            due = [(r, k) for r, k in due_promotions(log.records, ladder, set(running))
+                   if (planner.job_seconds(k) or 0.0) <= clock.remaining()]
+            if due:
+                record, rung = due[0]
+                start_job(record.trial, rung, record.candidate)
+                continue
+            for key, candidate in list(unanswered.items()):
+                proposer.report(candidate, reported(candidate))
+                del unanswered[key]
+            if not (proposing and admits_another(workers.slots) and propose_next()):
+                proposing = False
+                return
+
+    def on_step(step: int, total: int) -> None:
+        clock.tick()
+        if clock.remaining() <= 0:
+            raise DeadlineReached()
+        if view is not None:
+            view.job_progress(step, total)
+
+    def finish_job(result) -> None:
+        job = running.pop(result.job.key)
+        if result.record is None:  # a worker stopped it at the deadline
+            raise DeadlineReached()
+        record = replace(result.record, elapsed=round(clock.elapsed(), 3),
+                         naswot=screen.score(job.candidate) if screen else None)
+        if result.snapshot is not None and job.rung + 1 < ladder.rungs:
+            save_torch(snapshot(job.trial, job.rung), result.snapshot)
+        log.append(record)
+        clock.save()
+        if job.rung > 0:
+            snapshot(job.trial, job.rung - 1).unlink(missing_ok=True)  # nothing goes on from it any more
+        else:
+            unanswered[candidate_key(job.candidate)] = job.candidate
+        if view is not None:
+            view.job_finished(record, log)
+
+    workers = open_workers(trainer, out, config.workers, config.scheduler)
+    proposer = None
+    try:
+        if view is not None:
+            view.start(config, space, resumed=len(log), clock=clock, where=workers.describe)
+        proposer = Proposer(config.strategy, {n: c.values for n, c in space.choices.items()}, feasible,
+                            seed=config.seed, population=population_size(config.max_trials), slots=workers.slots)
+        fill()
+        while running:
+            timeout = clock.remaining() if config.time is not None else None
+            finish_job(workers.next_result(timeout=timeout, on_step=on_step))
+            fill()
     except DeadlineReached:
-        pass  # the job in flight is dropped; everything finished is in the log
+        pass  # the jobs in flight are dropped; everything finished is in the log
     finally:
-        proposer.close()
+        workers.close()
+        if proposer is not None:
+            proposer.close()
     clock.save()
     best = log.best()
     if view is not None:
