@@ -7,7 +7,7 @@ import argparse
 
 from nas.budget import Budget, estimate
 from nas.data import load
-from nas.records import load_winner
+from nas.records import Winner
 from nas.retrain import run_retrain
 from nas.search import SearchConfig, run_search
 from nas.spaces import Head, Space, Stage, Stem, choice, irange
@@ -41,8 +41,8 @@ if __name__ == "__main__":
     data = load(args.data)
     config = SearchConfig(__file__, budget, strategy="evolution", trials=args.trials, recipe=PROXY, data_source=args.data)
     winner = run_search(space, config, data, args.out)
-    print("winner:", winner["summary"], f"proxy {100 * winner['proxy_score']:.1f}%")
+    print("winner:", winner.summary, f"proxy {100 * winner.proxy_score:.1f}%")
 
-    result = run_retrain(load_winner(f"{args.out}/winner.json", check_space=False), data, f"{args.out}/retrain",
+    result = run_retrain(Winner.load(f"{args.out}/winner.json", check_space=False), data, f"{args.out}/retrain",
                          FULL.with_(epochs=args.epochs))
-    print(f"test accuracy {100 * result['final_test_acc']:.2f}%; frozen code in {args.out}/retrain/model.py")
+    print(f"test accuracy {100 * result.final_test_acc:.2f}%; frozen code in {args.out}/retrain/model.py")

@@ -198,7 +198,7 @@ def cmd_search(args) -> int:
     with SearchView() as view:
         winner = run_search(space, config, data, out, view=view)
     from .report.console import console
-    console.print(f"winner: {winner['summary']}, {winner['params']:,} params, proxy {100 * winner['proxy_score']:.2f}% "
+    console.print(f"winner: {winner.summary}, {winner.params:,} params, proxy {100 * winner.proxy_score:.2f}% "
                   f"-> {out}/winner.json\nnext: nas retrain {out}/winner.json")
     return 0
 
@@ -208,15 +208,15 @@ def cmd_retrain(args) -> int:
 
     from .data import load
     from .report.live import RetrainView
-    from .records import load_winner
+    from .records import Winner
     from .retrain import run_retrain
     from .train import FULL
 
     execution = _execution(args)
-    winner = load_winner(args.winner)
+    winner = Winner.load(args.winner)
     recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     out = args.out or str(Path(args.winner).parent / "retrain")
-    data = load(args.data or winner.get("data", "cifar10"))
+    data = load(args.data or winner.data)
     with RetrainView() as view:
         run_retrain(winner, data, out, recipe, seed=args.seed, view=view, command=args.command_line,
                     execution=execution)
@@ -233,16 +233,13 @@ def _keep_caches_together() -> None:
 
 
 def cmd_show(args) -> int:
-    from .budget import Budget, parse_budget
-    from .records import load_winner
+    from .budget import parse_budget
+    from .records import Winner
     from .report.show import print_architecture
 
-    winner = load_winner(args.winner, check_space=False)
-    if args.budget or args.macs:
-        budget = parse_budget(args.budget, args.macs)
-    else:
-        budget = Budget.from_dict(winner.get("budget"))
-    print_architecture(winner["_arch"], budget, leaves=not args.blocks_only)
+    winner = Winner.load(args.winner, check_space=False)
+    budget = parse_budget(args.budget, args.macs) if args.budget or args.macs else winner.budget
+    print_architecture(winner.architecture, budget, leaves=not args.blocks_only)
     return 0
 
 

@@ -46,7 +46,7 @@ class Execution:
     precision: str = "fp32"  # bf16 (autocast) | fp32
     channels_last: bool = True
     compile: str = "off"  # on | off | auto (decided by timing once the run starts)
-    threads: int = 1  # intra-op threads on the CPU
+    threads: int = 1  # intra-op threads on the CPU (0: as the process has them, e.g. a Dask worker's)
     tune_precision: bool = False  # time bf16 against fp32 on the real network and keep the faster
 
     @property
@@ -60,7 +60,7 @@ class Execution:
     def describe(self) -> str:
         parts = [self.device]
         if self.device == "cpu":
-            parts.append(f"{self.threads} thread{'s' * (self.threads != 1)}")
+            parts.append(f"{self.threads} thread{'s' * (self.threads != 1)}" if self.threads else "the worker's threads")
         parts.append("bf16 autocast" if self.autocast else "fp32")
         if self.tune_precision:
             parts[-1] += " (timed against fp32 where a run is long enough)"
@@ -76,7 +76,7 @@ class Execution:
 
     def apply(self) -> None:
         """Set the process-wide knobs this execution needs (the CPU thread count)."""
-        if self.device == "cpu" and torch.get_num_threads() != self.threads:
+        if self.device == "cpu" and self.threads and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
 
 

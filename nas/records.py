@@ -1,5 +1,5 @@
 """What passes between the steps of a run, in one place: the trial log's records, winner.json,
-the per-epoch metrics (metrics.csv) and the retrain's result. The search writes trials and the
+the per-epoch metrics (metrics.csv) and the retrain's result (result.json). The search writes trials and the
 winner; retrain reads the winner and writes metrics and the result; the report only reads."""
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import csv
 import enum
 import io
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from . import __version__
+from .budget import Budget, estimate
 from .errors import UserError
-from .files import write_text
+from .files import write_json, write_text
 from .spaces import Architecture, load_space
 
 WINNER_FORMAT = 2  # 2: every block knob written into the architecture, defaults included
@@ -86,41 +87,153 @@ class EpochStats:
 WINNER_FIELDS = ("format", "space", "candidate", "architecture", "params", "macs")
 
 
-def load_winner(path: str | Path, check_space: bool = True) -> dict:
-    """Read and check winner.json; the space file it names must be unchanged."""
-    path = Path(path)
+def _read_object(path: Path, what: str) -> dict:
+    """A JSON object from `path`, or a one-line UserError saying why not."""
     if not path.is_file():
-        raise UserError(f"winner file not found: {path}")
+        raise UserError(f"{what} not found: {path}")
     try:
-        winner = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not JSON: {e}") from None
-    if not isinstance(winner, dict):
-        raise UserError(f"{path} is not a winner file (a JSON object)")
-    missing = [f for f in WINNER_FIELDS if f not in winner]
-    if missing:
-        raise UserError(f"{path} lacks {', '.join(missing)}: not a winner file written by nas search")
-    if winner["format"] != WINNER_FORMAT:
-        raise UserError(f"{path} has format {winner['format']!r}; this nas {__version__} reads format {WINNER_FORMAT}")
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a {what} (a JSON object)")
+    return data
+
+
+def _architecture(path: Path, data) -> Architecture:
+    """The architecture a file describes, checked by counting it (an unknown block family or knob
+    fails here, not later in the middle of a run)."""
     try:
-        arch = Architecture.from_dict(winner["architecture"])
-    except TypeError as e:
-        raise UserError(f"{path}: bad architecture: {e}") from None
-    if check_space:
-        space_file = Path(winner["space"]["path"])
-        if not space_file.is_absolute() and not space_file.exists():
-            space_file = path.parent / space_file
-        space = load_space(space_file)
-        if space.fingerprint() != winner["space"]["fingerprint"]:
-            raise UserError(f"space file {winner['space']['path']} has changed since this winner was found")
+        arch = Architecture.from_dict(data)
+        estimate(arch)
+        return arch
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        raise UserError(f"{path}: bad architecture: {type(e).__name__}: {e}") from None
+
+
+@dataclass(frozen=True)
+class Winner:
+    """winner.json: the search's best candidate, which `nas retrain` and `nas show` take. The
+    fields after `macs` describe how it was found; a winner written by hand may leave them out."""
+
+    space: dict  # {"path", "name", "fingerprint"} of the space file it came from
+    budget: Budget
+    candidate: dict
+    architecture: Architecture  # every value fixed, every knob written out (format 2)
+    params: int
+    macs: int
+    proxy_score: float | None = None  # on the held-out validation split, at the highest rung it reached
+    proxy_rung: int = 0
+    proxy_epochs: float | None = None
+    strategy: str | None = None
+    trials: int | None = None  # candidates the search trained
+    seed: int | None = None
+    search_seconds: float | None = None
+    data: str = "cifar10"  # the search's --data, retrain's default
+    normalize: dict | None = None  # {"mean", "std"} of the training split
+    proxy_recipe: dict | None = None
+    ladder: dict | None = None
+    nas_version: str = __version__
+
+    @property
+    def summary(self) -> str:
+        return self.architecture.summary()
+
+    def to_dict(self) -> dict:
+        d = {"format": WINNER_FORMAT, "nas_version": self.nas_version, "space": self.space,
+             "budget": self.budget.to_dict(), "candidate": self.candidate,
+             "architecture": self.architecture.to_dict(), "summary": self.summary}
+        d.update({f.name: getattr(self, f.name) for f in fields(self)
+                  if f.name not in d and f.name not in ("architecture", "budget")})
+        return d
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path, check_space: bool = True) -> "Winner":
+        """Read and check winner.json; with check_space, the space file it names must be unchanged
+        and must still give its architecture. Every problem is one UserError line."""
+        path = Path(path)
+        data = _read_object(path, "winner file")
+        missing = [f for f in WINNER_FIELDS if f not in data]
+        if missing:
+            raise UserError(f"{path} lacks {', '.join(missing)}: not a winner file written by nas search")
+        if data["format"] != WINNER_FORMAT:
+            raise UserError(f"{path} has format {data['format']!r}; this nas {__version__} reads format {WINNER_FORMAT}")
+        arch = _architecture(path, data["architecture"])
+        if check_space:
+            _check_space(path, data, arch)
+        known = {f.name for f in fields(cls)}
         try:
-            space.validate(winner["candidate"])
-        except ValueError as e:
+            return cls(**{**{k: v for k, v in data.items() if k in known}, "architecture": arch,
+                          "budget": Budget.from_dict(data.get("budget"))})
+        except (TypeError, AttributeError) as e:
             raise UserError(f"{path}: {e}") from None
-        if space.resolve(winner["candidate"]) != arch:
-            raise UserError(f"{path}: its candidate no longer gives its architecture")
-    winner["_arch"] = arch
-    return winner
+
+
+def _check_space(path: Path, data: dict, arch: Architecture) -> None:
+    space_file = Path(data["space"]["path"])
+    if not space_file.is_absolute() and not space_file.exists():
+        space_file = path.parent / space_file
+    space = load_space(space_file)
+    if space.fingerprint() != data["space"]["fingerprint"]:
+        raise UserError(f"space file {data['space']['path']} has changed since this winner was found")
+    try:
+        space.validate(data["candidate"])
+    except ValueError as e:
+        raise UserError(f"{path}: {e}") from None
+    if space.resolve(data["candidate"]) != arch:
+        raise UserError(f"{path}: its candidate no longer gives its architecture")
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """result.json: what `nas retrain` made of a winner. Accuracies are on the test split after
+    the final epoch (`best_test_acc` is over all epochs, for information only)."""
+
+    architecture: Architecture
+    params: int
+    macs: int
+    epochs: float
+    final_test_acc: float
+    best_test_acc: float
+    final_test_acc_tta: float | None
+    seconds: float  # training and evaluation, every epoch, resumes included
+    data: str
+    device: str
+    execution: dict  # Execution.to_dict() as it ran
+    execution_summary: str
+    recipe: dict  # Recipe.to_dict(), batch size fixed
+    space: dict | None = None
+    candidate: dict | None = None
+    proxy_score: float | None = None
+    budget: dict | None = None
+    command: str = ""
+
+    @property
+    def summary(self) -> str:
+        return self.architecture.summary()
+
+    def to_dict(self) -> dict:
+        d = {"format": WINNER_FORMAT, "summary": self.summary}
+        d.update({f.name: getattr(self, f.name) for f in fields(self)})
+        d["architecture"] = self.architecture.to_dict()
+        return d
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RetrainResult":
+        path = Path(path)
+        data = _read_object(path, "retrain result")
+        known = {f.name for f in fields(cls)}
+        missing = sorted(f.name for f in fields(cls) if f.name not in data and f.default is MISSING)
+        if missing:
+            raise UserError(f"{path} lacks {', '.join(missing)}: not a result.json written by nas retrain")
+        return cls(**{**{k: v for k, v in data.items() if k in known},
+                      "architecture": _architecture(path, data["architecture"])})
 
 
 def write_metrics(path: Path, history: list[EpochStats]) -> None:

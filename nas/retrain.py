@@ -15,13 +15,13 @@ from .data import Dataset, channel_stats, check_compatible
 from .errors import UserError
 from .execution import Execution, choose, default_batch_size
 from .export import freeze
-from .files import save_torch, write_json
-from .records import WINNER_FORMAT, EpochStats, read_metrics, write_metrics
-from .spaces import Architecture
+from .files import save_torch
+from .records import EpochStats, RetrainResult, Winner, read_metrics, write_metrics
 from .train import FULL, Recipe, train
 
-def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = FULL, seed: int = 0,
-                device=None, view=None, command: str = "", execution: Execution | None = None) -> dict:
+
+def run_retrain(winner: Winner, data: Dataset, out: str | Path, recipe: Recipe = FULL, seed: int = 0,
+                device=None, view=None, command: str = "", execution: Execution | None = None) -> RetrainResult:
     from .report.plots import plot_curves
 
     out = Path(out)
@@ -29,7 +29,7 @@ def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = F
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot write to {out}: {e.strerror}") from None
-    arch: Architecture = winner["_arch"]
+    arch = winner.architecture
     check_compatible(data, arch.input_size, arch.in_channels, arch.num_classes)
     cost = estimate(arch)
     execution = execution or choose(device)
@@ -68,16 +68,14 @@ def run_retrain(winner: dict, data: Dataset, out: str | Path, recipe: Recipe = F
     freeze(arch, model, out, mean, std, data.source)
     plot_curves(history, out)
     last = history[-1]
-    result = {
-        "format": WINNER_FORMAT, "summary": arch.summary(), "params": cost.params, "macs": cost.macs, "epochs": recipe.epochs,
-        "final_test_acc": last.test_acc, "best_test_acc": max(h.test_acc for h in history if h.test_acc is not None),
-        "final_test_acc_tta": last.test_acc_tta, "seconds": round(seconds, 1), "data": data.source,
-        "device": execution.device, "execution": execution.to_dict(), "execution_summary": execution.describe(),
-        "recipe": recipe.to_dict(),
-        "space": winner["space"], "candidate": winner["candidate"], "architecture": arch.to_dict(),
-        "proxy_score": winner.get("proxy_score"), "budget": winner.get("budget"), "command": command,
-    }
-    write_json(out / "result.json", result)
+    result = RetrainResult(
+        architecture=arch, params=cost.params, macs=cost.macs, epochs=recipe.epochs, final_test_acc=last.test_acc,
+        best_test_acc=max(h.test_acc for h in history if h.test_acc is not None),
+        final_test_acc_tta=last.test_acc_tta, seconds=round(seconds, 1), data=data.source, device=execution.device,
+        execution=execution.to_dict(), execution_summary=execution.describe(), recipe=recipe.to_dict(),
+        space=winner.space, candidate=winner.candidate, proxy_score=winner.proxy_score,
+        budget=winner.budget.to_dict(), command=command)
+    result.save(out / "result.json")
     checkpoint_path.unlink(missing_ok=True)
     if view is not None:
         view.finish(result)

@@ -175,3 +175,25 @@ def test_a_device_that_is_not_there(searched, device, message):
         pytest.skip("this machine has a GPU")
     tmp, space, data, _ = searched
     one_line(search(tmp, space, data, "--device", device), message)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda w: w.update(architecture={"stages": 3}), "bad architecture"),
+    (lambda w: w.update(architecture=[]), "bad architecture"),
+    (lambda w: w["architecture"]["stages"][0].update(block="nonsense"), "bad architecture"),
+    (lambda w: w["architecture"]["stages"][0]["knobs"].update(colour="red"), "bad architecture"),
+])
+def test_winner_with_a_broken_architecture(searched, tmp_path, change, message):
+    _, _, _, run = searched
+    winner = json.loads((run / "winner.json").read_text())
+    change(winner)
+    (tmp_path / "winner.json").write_text(json.dumps(winner))
+    one_line(run_nas("show", tmp_path / "winner.json"), message)
+
+
+def test_report_on_a_retrain_whose_result_is_not_one(tmp_path):
+    (tmp_path / "result.json").write_text(json.dumps({"params": 3}))
+    (tmp_path / "metrics.csv").write_text("epoch\n")
+    one_line(run_nas("report", tmp_path), "result.json lacks", "not a result.json written by nas retrain")
+    (tmp_path / "result.json").write_text("[1, 2]")
+    one_line(run_nas("report", tmp_path), "not a retrain result")

@@ -52,7 +52,7 @@ def test_two_workers_run_every_strategy_to_its_trial_count(tmp_path, strategy):
     winner = run_search(load_space(space_file), config, make_dataset(256), tmp_path / "run")
     jobs = _jobs(tmp_path / "run")
     _each_candidate_once(jobs)
-    assert sum(r["rung"] == 0 for r in jobs) == 6 == winner["trials"]
+    assert sum(r["rung"] == 0 for r in jobs) == 6 == winner.trials
     assert sum(r["rung"] == 1 for r in jobs) == 3  # six on rung 0, eta 2: three promoted
     assert all(r["status"] == "ok" for r in jobs)
     assert not (tmp_path / "run" / "dask").exists()  # Dask's scratch space is gone with the cluster
@@ -111,7 +111,7 @@ def test_a_worker_that_dies_costs_at_most_its_job(tmp_path):
         workers.close()
     assert (tmp_path / "died").exists()
     assert results[1].ok and results[3].ok  # retried once on a fresh worker, and the others went on
-    assert not results[2].ok and "worker died 2 times" in results[2].reason
+    assert not results[2].ok and "worker died" in results[2].reason
 
 
 def test_workers_listen_on_loopback_only_and_never_import_nni(tmp_path):
@@ -178,3 +178,37 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, nas_cli):
     r = nas_cli("search", space, "--budget", "6000", "--trials", "2", "--data", data, "--out", tmp_path / "run",
                 "--scheduler", "tcp://127.0.0.1:9", timeout=120)
     assert r.returncode == 2 and "no Dask scheduler answered" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_search_runs_on_a_cluster_that_is_already_running(tmp_path):
+    """`dask scheduler` and `dask worker` started by hand (as the README shows), then --scheduler."""
+    info = tmp_path / "scheduler.json"
+    quiet = {**os.environ, "DASK_LOGGING__DISTRIBUTED": "error", "OMP_NUM_THREADS": "1"}
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
+                                 env=quiet, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        deadline = time.time() + 60
+        while not info.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2",
+                                   "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard",
+                                   "--local-directory", str(tmp_path / "worker")],
+                                  env=quiet, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from distributed import Client
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        space_file = write_space(tmp_path / "small.py")
+        config = SearchConfig(str(space_file), Budget(6000), strategy="random", trials=4, rungs=2, eta=2,
+                              recipe=RECIPE, scheduler=address)
+        winner = run_search(load_space(space_file), config, make_dataset(256), tmp_path / "run")
+        jobs = _jobs(tmp_path / "run")
+        _each_candidate_once(jobs)
+        assert sum(r["rung"] == 0 for r in jobs) == 4 == winner.trials and all(r["status"] == "ok" for r in jobs)
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=60)

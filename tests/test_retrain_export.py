@@ -1,3 +1,5 @@
+import dataclasses
+import json
 import subprocess
 import sys
 
@@ -5,7 +7,7 @@ import pytest
 import torch
 
 from nas.budget import Budget
-from nas.records import load_winner
+from nas.records import RetrainResult, Winner
 from nas.retrain import run_retrain
 from nas.search import SearchConfig, run_search
 from nas.spaces import load_space
@@ -20,7 +22,7 @@ def searched_winner(tmp, trials=2):
     config = SearchConfig(str(space_file), Budget(6000), strategy="random", trials=trials,
                           recipe=PROXY.with_(epochs=1, batch_size=64), data_source="synthetic")
     run_search(load_space(space_file), config, make_dataset(), tmp / "search")
-    return load_winner(tmp / "search" / "winner.json")
+    return Winner.load(tmp / "search" / "winner.json")
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +43,25 @@ def test_retrain_writes_everything(retrained):
     rows = (out / "metrics.csv").read_text().splitlines()
     assert rows[0] == "epoch,train_loss,train_acc,test_loss,test_acc,test_acc_tta,lr,seconds"
     assert len(rows) == 3 and rows[1].startswith("1,") and rows[2].startswith("2,")
-    assert result["params"] == winner["params"] and result["epochs"] == 2
-    assert result["best_test_acc"] >= result["final_test_acc"]
+    assert result.params == winner.params and result.epochs == 2
+    assert result.best_test_acc >= result.final_test_acc
+
+
+def test_winner_and_result_are_typed_records_that_round_trip(retrained):
+    out, result, winner = retrained
+    on_disk = json.loads((out.parent / "search" / "winner.json").read_text())
+    assert winner.to_dict() == on_disk and list(winner.to_dict()) == list(on_disk)
+    assert winner.summary == winner.architecture.summary() == on_disk["summary"]
+    assert RetrainResult.load(out / "result.json") == result
+    assert json.loads((out / "result.json").read_text()) == result.to_dict()
+    assert result.candidate == winner.candidate and result.budget == winner.budget.to_dict()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        winner.params = 1
 
 
 def test_frozen_code_loads_without_nas_and_gives_the_same_logits(retrained, tmp_path):
     out, result, winner = retrained
-    arch = winner["_arch"]
+    arch = winner.architecture
     model = arch.build()
     model.load_state_dict(torch.load(out / "model.pkl", map_location=lambda storage, loc: storage))
     model.eval()
@@ -74,8 +88,8 @@ print(evaluate(), evaluate(tta=True))
     r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     acc, acc_tta = map(float, r.stdout.split())
-    assert acc == pytest.approx(result["final_test_acc"])
-    assert acc_tta == pytest.approx(result["final_test_acc_tta"])
+    assert acc == pytest.approx(result.final_test_acc)
+    assert acc_tta == pytest.approx(result.final_test_acc_tta)
     source = (out / "model.py").read_text()
     assert "import nas" not in source and "from nas" not in source and "class Net" in source
 
@@ -105,4 +119,4 @@ def test_retrain_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     result = run_retrain(winner, data, tmp_path / "out", recipe)
     assert started == [1]  # epoch 1 was checkpointed; the interrupted epoch 2 runs again
     rows = (tmp_path / "out" / "metrics.csv").read_text().splitlines()
-    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"] and result["epochs"] == 3
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"] and result.epochs == 3

@@ -93,7 +93,7 @@ def test_rungs_are_recorded_and_promotions_go_on_from_the_rungs_weights(tmp_path
     resume = config.ladder.resume_step(0, config.recipe, train_split // 32)
     assert [s for s, r in zip(starts, jobs) if r["rung"] == 1] == [resume] * 3 and resume > 0
     assert [s for s, r in zip(starts, jobs) if r["rung"] == 0] == [0] * 9
-    assert winner["proxy_rung"] == 2 and winner["proxy_score"] == next(r["score"] for r in jobs if r["rung"] == 2)
+    assert winner.proxy_rung == 2 and winner.proxy_score == next(r["score"] for r in jobs if r["rung"] == 2)
 
 
 def test_a_search_interrupted_mid_ladder_resumes_to_the_same_log(tmp_path, monkeypatch):
@@ -134,15 +134,15 @@ def test_time_stops_the_search_within_its_budget_plus_one_job(tmp_path):
     wall = time.monotonic() - t0
     jobs = _jobs(tmp_path / "run")
     longest = max(r["seconds"] for r in jobs)
-    assert len(jobs) >= 3 and winner["search_seconds"] <= 4.0 + longest
+    assert len(jobs) >= 3 and winner.search_seconds <= 4.0 + longest
     assert wall <= 4.0 + longest + 10  # + loading NNI and the data
     assert max(r["elapsed"] for r in jobs) <= 4.0 + longest
     clock = json.loads((tmp_path / "run" / "clock.json").read_text())
-    assert clock["elapsed"] == pytest.approx(winner["search_seconds"], abs=0.5)
+    assert clock["elapsed"] == pytest.approx(winner.search_seconds, abs=0.5)
 
     # the same command again: the time is spent, nothing more trains, the winner is the same
     again = run_search(load_space(space_file), config, make_dataset(512), tmp_path / "run")
-    assert _jobs(tmp_path / "run") == jobs and again["candidate"] == winner["candidate"]
+    assert _jobs(tmp_path / "run") == jobs and again["candidate"] == winner.candidate
 
 
 def test_a_job_that_overruns_the_time_is_stopped_and_not_recorded(tmp_path):

@@ -51,7 +51,7 @@ def test_a_whole_search_with_each_strategy(tmp_path, strategy):
         assert 0 <= r["score"] <= 1 and r["seconds"] > 0
     saved = json.loads((out / "winner.json").read_text())
     promoted = next(r for r in records if r["rung"] == 1)
-    assert saved["proxy_score"] == promoted["score"] == winner["proxy_score"] and saved["proxy_rung"] == 1
+    assert saved["proxy_score"] == promoted["score"] == winner.proxy_score and saved["proxy_rung"] == 1
     assert saved["space"]["fingerprint"] == space.fingerprint() and saved["space"]["path"] == str(space_file)
     assert saved["budget"]["max_params"] == 4000 and saved["params"] <= 4000
     assert space.resolve(saved["candidate"]).to_dict() == saved["architecture"]
@@ -107,7 +107,7 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path, monkeypatc
     winner = run_search(load_space(space_file), config, make_dataset(), tmp_path / "run")
     records = [json.loads(l) for l in (tmp_path / "run" / "trials.jsonl").read_text().splitlines()]
     assert records[0]["status"] == "failed" and "diverged" in records[0]["reason"]
-    assert [r["status"] for r in records[1:]] == ["ok", "ok", "ok"] and winner["proxy_score"] is not None
+    assert [r["status"] for r in records[1:]] == ["ok", "ok", "ok"] and winner.proxy_score is not None
     assert records[-1]["rung"] == 1 and records[-1]["trial"] != 1  # a failed candidate is never promoted
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..budget import Budget, Cost, layer_costs
 from ..errors import UserError
+from ..records import RetrainResult, Winner, read_metrics
 from ..spaces import Architecture
 from . import plots
 from .console import human
@@ -105,7 +106,7 @@ def build(runs: Runs, images: Path) -> list[Block]:
         log = TrialLog(runs.search / "trials.jsonl")
         records = log.records
         winner_path = runs.search / "winner.json"
-        winner = _read_json(winner_path) if winner_path.exists() else None
+        winner = Winner.load(winner_path, check_space=False) if winner_path.exists() else None
         doc += [Block("h2", "Space and budget")]
         doc += _space_blocks(ident, budget)
         ok = log.ok()
@@ -146,18 +147,18 @@ def build(runs: Runs, images: Path) -> list[Block]:
         if failed:
             doc.append(Block("table", headers=["failed trial", "reason"], rows=[[r.trial, r.reason] for r in failed]))
         if winner is not None:
-            arch = Architecture.from_dict(winner["architecture"])
+            arch = winner.architecture
         commands.append(meta.get("command") or f"nas search {ident['space']['path']} --budget ... --strategy {ident['strategy']}")
     if runs.retrain is not None:
-        result = _read_json(runs.retrain / "result.json")
-        arch = Architecture.from_dict(result["architecture"]) if "architecture" in result else arch
-        if budget is None and result.get("budget"):
-            budget = Budget.from_dict(result["budget"])
+        result = RetrainResult.load(runs.retrain / "result.json")
+        arch = result.architecture
+        if budget is None and result.budget:
+            budget = Budget.from_dict(result.budget)
     if arch is not None:
         doc += [Block("h2", "Winner")] + _architecture_blocks(arch, budget, images)
     if runs.retrain is not None:
         doc += _retrain_blocks(runs.retrain, result, images)
-        commands.append(result.get("command") or "nas retrain winner.json")
+        commands.append(result.command or "nas retrain winner.json")
         commands.append(f"python {runs.retrain / 'evaluate.py'}")
     doc += [Block("h2", "Reproduce"), Block("code", "\n".join(commands))]
     return doc
@@ -182,22 +183,20 @@ def _space_blocks(ident: dict, budget: Budget) -> list[Block]:
                               f"{100 * (1 - s.fraction):.2f}% of the space before anything trained.")]
 
 
-def _retrain_blocks(folder: Path, result: dict, images: Path) -> list[Block]:
-    from ..records import read_metrics
-
+def _retrain_blocks(folder: Path, result: RetrainResult, images: Path) -> list[Block]:
     history = read_metrics(folder / "metrics.csv")
     plots.plot_curves(history, images)
-    tta = result.get("final_test_acc_tta")
-    rows = [["final test accuracy", _pct(result["final_test_acc"])],
-            ["best test accuracy (any epoch)", _pct(result["best_test_acc"])],
-            ["final test accuracy, flip-TTA", _pct(tta)],
-            ["proxy accuracy in the search", _pct(result.get("proxy_score"))],
-            ["epochs", result["epochs"]], ["training time", f"{result['seconds']:.0f} s on {result['device']}"],
-            ["data", result["data"]]]
+    recipe = result.recipe
+    rows = [["final test accuracy", _pct(result.final_test_acc)],
+            ["best test accuracy (any epoch)", _pct(result.best_test_acc)],
+            ["final test accuracy, flip-TTA", _pct(result.final_test_acc_tta)],
+            ["proxy accuracy in the search", _pct(result.proxy_score)],
+            ["epochs", result.epochs], ["training time", f"{result.seconds:.0f} s on {result.execution_summary}"],
+            ["data", result.data]]
     return [Block("h2", "Retrain"),
-            Block("p", f"Trained from scratch for {result['epochs']} epochs "
-                       f"({result['recipe']['optimizer']}, peak lr {result['recipe']['lr']}, batch {result['recipe']['batch_size']}, "
-                       f"label smoothing {result['recipe']['label_smoothing']}) on the whole training split; "
+            Block("p", f"Trained from scratch for {result.epochs} epochs "
+                       f"({recipe['optimizer']}, peak lr {recipe['lr']}, batch {recipe['batch_size']}, "
+                       f"label smoothing {recipe['label_smoothing']}) on the whole training split; "
                        "test accuracy measured after each epoch."),
             Block("table", headers=["measure", "value"], rows=rows),
             Block("image", "Loss, train and test.", path=images / "loss.png", half=True),

@@ -158,8 +158,8 @@ class SearchView(_View):
 
 class RetrainView(_View):
 
-    def start(self, winner, cost, recipe, resumed: int, execution=None) -> None:
-        console.print(f"[bold]retrain[/] {winner['_arch'].summary()}: {cost.params:,} params, {human(cost.macs)} MACs, "
+    def start(self, winner, cost, recipe, resumed: int, execution=None) -> None:  # a Winner
+        console.print(f"[bold]retrain[/] {winner.summary}: {cost.params:,} params, {human(cost.macs)} MACs, "
                       f"{recipe.epochs} epochs at batch {recipe.batch_size}"
                       + (f"; resuming after epoch {resumed}" if resumed else ""))
         if execution is not None:
@@ -185,16 +185,15 @@ class RetrainView(_View):
             console.print(f"epoch {s.epoch}/{self.progress.tasks[0].total} | "
                           + " | ".join(f"{c.header} {v}" for c, v in zip(self.table.columns[1:], row[1:])))
 
-    def finish(self, result: dict) -> None:
+    def finish(self, result) -> None:
         if self.live:
             self.live.stop()
             self.live = None
-        tta = result["final_test_acc_tta"]
+        tta = result.final_test_acc_tta
         console.print(Panel.fit(
-            f"{result['summary']}\n"
-            f"params {result['params']:,}   MACs {human(result['macs'])}\n"
-            f"test accuracy: final {100 * result['final_test_acc']:.2f}%, best {100 * result['best_test_acc']:.2f}%"
+            f"{result.summary}\n"
+            f"params {result.params:,}   MACs {human(result.macs)}\n"
+            f"test accuracy: final {100 * result.final_test_acc:.2f}%, best {100 * result.best_test_acc:.2f}%"
             + (f", final with flip-TTA {100 * tta:.2f}%" if tta is not None else "") + "\n"
-            f"{result['epochs']} epochs in {result['seconds']:.0f}s on {result.get('execution_summary', result['device'])} "
-            f"({result['data']})",
+            f"{result.epochs} epochs in {result.seconds:.0f}s on {result.execution_summary} ({result.data})",
             title="retrained"))

@@ -29,7 +29,7 @@ from ..data import Dataset, channel_stats, check_compatible, holdout, subset
 from ..errors import UserError
 from ..execution import Execution, choose, default_batch_size
 from ..files import save_torch, write_json
-from ..records import WINNER_FORMAT
+from ..records import Winner
 from ..spaces import Space
 from ..spaces.space import candidate_key
 from ..prescreen import Prescreen
@@ -157,7 +157,7 @@ def check_settings(config: SearchConfig) -> None:
             raise UserError(f"--scheduler wants a Dask scheduler's address, tcp://HOST:PORT, not {config.scheduler!r}")
 
 
-def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Path, view=None) -> dict:
+def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Path, view=None) -> Winner:
     """Search and return the winner record (also written to out/winner.json)."""
     from .nni_adapter import Proposer
 
@@ -323,17 +323,12 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
             raise SearchFailed(f"all {len(log)} trials failed" + (f": {'; '.join(reasons[:3])}" if reasons else ""))
         raise SearchFailed("no candidate within the budget was trained"
                            + (" in the time given" if config.time is not None else ""))
-    arch = space.resolve(best.candidate)
-    winner = {
-        "format": WINNER_FORMAT, "nas_version": __version__,
-        "space": identity["space"], "budget": budget.to_dict(),
-        "candidate": best.candidate, "architecture": arch.to_dict(), "summary": arch.summary(),
-        "params": best.params, "macs": best.macs, "proxy_score": best.score,
-        "proxy_rung": best.rung, "proxy_epochs": best.epochs,
-        "strategy": config.strategy, "trials": len(log), "seed": config.seed,
-        "search_seconds": round(clock.elapsed(), 1),
-        "data": config.data_source, "normalize": {"mean": mean, "std": std},
-        "proxy_recipe": config.recipe.to_dict(), "ladder": ladder.to_dict(),
-    }
-    write_json(out / "winner.json", winner)
+    winner = Winner(space=identity["space"], budget=budget, candidate=best.candidate,
+                    architecture=space.resolve(best.candidate), params=best.params, macs=best.macs,
+                    proxy_score=best.score, proxy_rung=best.rung, proxy_epochs=best.epochs,
+                    strategy=config.strategy, trials=len(log), seed=config.seed,
+                    search_seconds=round(clock.elapsed(), 1), data=config.data_source,
+                    normalize={"mean": mean, "std": std}, proxy_recipe=config.recipe.to_dict(),
+                    ladder=ladder.to_dict())
+    winner.save(out / "winner.json")
     return winner

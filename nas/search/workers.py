@@ -96,6 +96,8 @@ class DaskWorkers:
                 if not self.client.scheduler_info().get("workers"):
                     self.client.close()
                     raise UserError(f"the Dask cluster at {scheduler} has no workers")
+                # the workers' machines are not this one: each keeps its own thread count
+                trainer = replace(trainer, execution=trainer.execution.with_(threads=0))
                 self.describe = f"on the Dask cluster at {scheduler}"
             else:
                 before, envs, execution = worker_settings(workers, trainer.execution)
@@ -134,7 +136,7 @@ class DaskWorkers:
         try:
             return future.result()
         except KilledWorker:
-            return self.local.failed(job, f"its worker died {WORKER_RETRIES + 1} times (killed, or out of memory)")
+            return self.local.failed(job, "its worker died (killed, or out of memory), and again when it was retried")
         except Exception as e:  # the job's own failures are recorded on the worker; this is Dask's
             return self.local.failed(job, describe_failure(e))
 
