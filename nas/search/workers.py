@@ -9,8 +9,9 @@ A local cluster is safe by default: the scheduler, the nannies and the workers l
 127.0.0.1 only (the scheduler's HTTP server included; its dashboard is off), and Dask's scratch
 files go under the search's own directory. The training data is scattered to every worker once,
 with the `Trainer`; each job then carries only its candidate (and the weights it goes on from).
-A worker that dies mid-job (killed, out of memory) costs only that job: Dask retries it once
-on another worker, and a second death records it as failed.
+A worker that dies mid-job (killed, out of memory) costs only that job: it is run once more, on a
+worker with nothing else to do (never queued behind a job that might kill that worker too), and a
+second death records it as failed.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import contextlib
 import logging
 import os
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -82,7 +84,8 @@ class DaskWorkers:
 
         self.scratch, self.local = scratch, trainer  # `local` records the failures Dask reports
         self.cluster, self.environ = None, {}
-        config = {"temporary-directory": str(scratch), "distributed.scheduler.allowed-failures": WORKER_RETRIES,
+        # Dask gives up on a job at its worker's first death; the retry is ours (next_result)
+        config = {"temporary-directory": str(scratch), "distributed.scheduler.allowed-failures": 0,
                   "distributed.scheduler.worker-saturation": 1.0,  # a job waits on the scheduler, not a busy worker
                   "distributed.worker.daemon": True, "logging.distributed": "error"}
         for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker"):
@@ -115,11 +118,26 @@ class DaskWorkers:
         self.client.register_plugin(TrainerPlugin(trainer), name=self.plugin)
         self.task = run_on_worker
         self.futures: dict = {}  # future -> job
+        self.retries: list[Job] = []  # jobs whose worker died, waiting for an idle worker
+        self.deaths: collections.Counter = collections.Counter()  # job key -> workers it saw die
 
-    def submit(self, job: Job) -> None:
-        future = self.client.submit(self.task, self.plugin, job, pure=False,
+    def submit(self, job: Job, worker: str | None = None) -> None:
+        # `worker` is a preference: if that worker has gone by the time the job is placed, any will do
+        future = self.client.submit(self.task, self.plugin, job, pure=False, workers=worker,
+                                    allow_other_workers=worker is not None,
                                     key=f"trial-{job.trial}-rung-{job.rung}-{os.urandom(4).hex()}")
         self.futures[future] = job
+
+    def _place_retries(self) -> None:
+        """Run each job whose worker died on a worker that has nothing to do now."""
+        if not self.retries:
+            return
+        threads = self.client.nthreads()
+        busy = {worker: len(keys) for worker, keys in self.client.processing().items()}
+        for worker in threads:
+            while self.retries and busy.get(worker, 0) < threads[worker]:
+                self.submit(self.retries.pop(0), worker)
+                busy[worker] = busy.get(worker, 0) + 1
 
     def next_result(self, timeout: float | None = None, on_step=None) -> JobResult:
         """The next job to end (in whatever order they end). DeadlineReached when none has ended
@@ -127,23 +145,39 @@ class DaskWorkers:
         from distributed import wait
         from distributed.scheduler import KilledWorker
 
-        try:
-            done = wait(list(self.futures), timeout=timeout, return_when="FIRST_COMPLETED").done
-        except TimeoutError:
-            raise DeadlineReached() from None
-        future = next(f for f in self.futures if f in done)
-        job = self.futures.pop(future)
-        try:
-            return future.result()
-        except KilledWorker:
-            return self.local.failed(job, "its worker died (killed, or out of memory), and again when it was retried")
-        except Exception as e:  # the job's own failures are recorded on the worker; this is Dask's
-            return self.local.failed(job, describe_failure(e))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._place_retries()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise DeadlineReached()
+            if self.retries:  # look again for an idle worker at least every second
+                left = 1.0 if left is None else min(left, 1.0)
+            try:
+                done = wait(list(self.futures), timeout=left, return_when="FIRST_COMPLETED").done if self.futures else ()
+            except TimeoutError:
+                continue
+            if not done:
+                time.sleep(min(1.0, left or 1.0))
+                continue
+            future = next(f for f in self.futures if f in done)
+            job = self.futures.pop(future)
+            try:
+                return future.result()
+            except KilledWorker:
+                self.deaths[job.key] += 1
+                if self.deaths[job.key] <= WORKER_RETRIES:
+                    self.retries.append(job)
+                    continue
+                return self.local.failed(job, "its worker died (killed, or out of memory), and again when it was retried")
+            except Exception as e:  # the job's own failures are recorded on the worker; this is Dask's
+                return self.local.failed(job, describe_failure(e))
 
     def close(self) -> None:
         for future in self.futures:
             future.cancel()
         self.futures.clear()
+        self.retries.clear()
         if self.cluster is None:  # a cluster of the user's: take the data back off its workers
             with contextlib.suppress(Exception):
                 self.client.unregister_worker_plugin(self.plugin)
