@@ -142,7 +142,7 @@ def test_time_stops_the_search_within_its_budget_plus_one_job(tmp_path):
 
     # the same command again: the time is spent, nothing more trains, the winner is the same
     again = run_search(load_space(space_file), config, make_dataset(512), tmp_path / "run")
-    assert _jobs(tmp_path / "run") == jobs and again["candidate"] == winner.candidate
+    assert _jobs(tmp_path / "run") == jobs and again.candidate == winner.candidate
 
 
 def test_a_job_that_overruns_the_time_is_stopped_and_not_recorded(tmp_path):
