@@ -11,6 +11,7 @@ from nas.records import TrialRecord
 from nas.search import SearchConfig, run_search
 from nas.search.clock import parse_duration
 from nas.search.rungs import Ladder, due_promotions
+from nas.spaces.space import candidate_key
 from nas.spaces import load_space
 from nas.train import PROXY
 
@@ -193,3 +194,44 @@ def test_a_share_no_candidate_reaches_is_refused(tmp_path):
     space, data = write_space(tmp_path / "small.py"), write_npz(tmp_path / "d.npz")
     r = run_nas("search", space, "--budget", "1M", "--data", data, "--out", tmp_path / "run")
     assert r.returncode == 2 and "--min-share" in r.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "tpe"])
+def test_the_strategy_ends_up_with_the_score_of_the_highest_rung_each_candidate_reached(tmp_path, monkeypatch,
+                                                                                        strategy):
+    from nas.search.nni_adapter import Proposer
+    told = {}  # candidate key -> the last score the strategy was given for it
+    kept = {}  # candidate key -> the score the strategy itself holds (population or TPE history)
+    # (a higher rung's score replaces the lower one's, even where it is lower)
+    real_report, real_rescore = Proposer.report, Proposer.rescore
+
+    def report(self, candidate, score):
+        real_report(self, candidate, score)
+        told[json.dumps(candidate, sort_keys=True)] = score
+
+    def rescore(self, candidate, score):
+        real_rescore(self, candidate, score)
+        key = json.dumps(candidate, sort_keys=True)
+        told[key] = score
+        if strategy == "evolution":
+            kept[key] = [i.y for i in self.strategy._population if i.x == candidate]
+        else:
+            model = self.answered[candidate_key(candidate)]
+            kept[key] = [-self.strategy.tuner._history[k][i].loss for k, i in self.strategy._places[model]]
+
+    monkeypatch.setattr(Proposer, "report", report)
+    monkeypatch.setattr(Proposer, "rescore", rescore)
+    space_file = write_space(tmp_path / "small.py")
+    config = SearchConfig(str(space_file), Budget(6000), strategy=strategy, trials=9, rungs=3, eta=3,
+                          recipe=PROXY.with_(epochs=3, batch_size=32))
+    run_search(load_space(space_file), config, make_dataset(512), tmp_path / "run")
+    jobs = _jobs(tmp_path / "run")
+    promoted = {json.dumps(r["candidate"], sort_keys=True) for r in jobs if r["rung"] > 0}
+    assert promoted and promoted <= set(kept)
+    last = json.dumps(jobs[-1]["candidate"], sort_keys=True)  # the search may end on a promotion it never tells
+    for key in promoted - {last}:  # every promotion was told, and the strategy holds that score
+        best = max((r for r in jobs if json.dumps(r["candidate"], sort_keys=True) == key and r["status"] == "ok"),
+                   key=lambda r: r["rung"])
+        assert told[key] == best["score"]
+        assert set(kept[key]) <= {best["score"]}  # (evolution's population may have aged the candidate out)
+    assert any(kept[key] for key in promoted - {last})

@@ -1,5 +1,6 @@
 """The one module that speaks NNI. Everything else sees candidates as plain dicts, through a
-two-call interface: `Proposer.propose()` -> a candidate, `Proposer.report(candidate, score)`.
+two-call interface: `Proposer.propose()` -> a candidate, `Proposer.report(candidate, score)`, and a
+third, `Proposer.rescore(candidate, score)`, once a reported candidate has a higher rung's score.
 
 NNI 3.0's strategies are driven directly (no NasExperiment: it starts a manager, writes under
 ~/nni-experiments and was seen to hang there in filelock): our space becomes a flat dict of
@@ -80,7 +81,12 @@ class _SequentialTPE(strategies.TPE):
 
     NNI's loop sleeps one second after every proposal, waiting for asynchronous workers. Our
     engine's submit_models returns only once a slot is free, so the sleep only adds a second per
-    candidate (and per over-budget candidate it declines). Same tuner, same calls, no sleep."""
+    candidate (and per over-budget candidate it declines). Same tuner, same calls, no sleep.
+    It also lets a model's score be replaced (rescore) once it has trained on to a higher rung."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._places: dict = {}  # model -> [(parameter key, index of its record in the tuner's history)]
 
     def _run(self) -> None:
         space = {label: m.as_legacy_dict() for label, m in self.model_space.simplify().items()}
@@ -97,6 +103,22 @@ class _SequentialTPE(strategies.TPE):
                 self._model_count += 1
             self.engine.submit_models(model)
 
+    def on_metric(self, event: FinalMetricEvent) -> None:
+        # NNI's on_metric, remembering where in the tuner's history each model's score went
+        with self._thread_lock:
+            model_id = self._model_to_id[event.model]
+            if event.model.sample is None:
+                return
+            history = self.tuner._history
+            self._places[event.model] = [(key, len(history[key])) for key in self.tuner._params[model_id]]
+            self.tuner.receive_trial_result(model_id, event.model.sample, event.metric)
+
+    def rescore(self, model, score: float) -> None:
+        """Replace the model's score in the tuner's history (TPE splits that history into good and bad)."""
+        with self._thread_lock:
+            for key, i in self._places.get(model, ()):
+                self.tuner._history[key][i] = self.tuner._history[key][i]._replace(loss=-score)
+
 
 class _Evolution(strategies.RegularizedEvolution):
     """NNI's regularized evolution, safe with many trials in flight: once the first population is
@@ -107,6 +129,12 @@ class _Evolution(strategies.RegularizedEvolution):
         if not self._population:
             return self.random()
         return super().new_individual()
+
+    def rescore(self, model, score: float) -> None:
+        """Replace the model's score in the population (parents are the best of a sample of it)."""
+        for individual in self._population:
+            if individual.x == model.sample:
+                individual.y = score
 
 
 def _make_strategy(name: str, seed: int, population: int):
@@ -191,6 +219,7 @@ class Proposer:
         self.engine = _HandOver(slots)
         # proposed, not yet reported: candidate key -> its NNI models (a strategy may propose one twice)
         self.pending: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self.answered: dict[str, object] = {}  # candidate key -> its NNI model, once reported
         self.done, self.error = False, None
         space = _ChoiceSpace(choices, feasible if name in _REJECTS_IN_SPACE else None)
         model_space = _ModelSpace.from_model(space, FunctionalEvaluator(lambda sample: None))
@@ -233,6 +262,7 @@ class Proposer:
         model = self.pending[key].popleft()
         if not self.pending[key]:
             del self.pending[key]
+        self.answered[key] = model
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.engine.dispatch_model_event(FinalMetricEvent(model, float(score)))
@@ -240,6 +270,15 @@ class Proposer:
         with self.engine.cv:
             self.engine.open_models -= 1
             self.engine.cv.notify_all()
+
+    def rescore(self, candidate: dict, score: float) -> None:
+        """A better-informed score for a candidate already reported (it trained on to a higher rung).
+        The strategies that keep scores take it: evolution's population, TPE's history. Random and
+        grid keep none; RL has already made its policy step with the first score (on-policy)."""
+        model = self.answered.get(candidate_key(candidate))
+        rescore = getattr(self.strategy, "rescore", None)
+        if model is not None and rescore is not None:
+            rescore(model, float(score))
 
     def close(self) -> None:
         """Stop the strategy (its thread ends at its next call into the engine)."""

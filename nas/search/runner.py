@@ -3,7 +3,8 @@ trials.jsonl -> winner.json.
 
 Each candidate the strategy proposes trains on rung 0; after every result, the candidates that
 successive halving promotes (nas.search.rungs) train on the next rung, going on from their own
-weights. The strategy is told the score of the highest rung its candidate reached by then.
+weights. The strategy is told the score of the highest rung its candidate reached by then, and
+the better score of each later promotion before it proposes again.
 
 With a time limit the search admits a new candidate only while the time left covers its rung-0
 job and the promotions the ladder will owe once it is in; a job that would overrun the limit is
@@ -29,7 +30,7 @@ from ..data import Dataset, channel_stats, check_compatible, holdout, subset
 from ..errors import UserError
 from ..execution import Execution, choose, default_batch_size
 from ..files import save_torch, write_json
-from ..records import Winner
+from ..records import TrialRecord, Winner
 from ..spaces import Space
 from ..spaces.space import candidate_key
 from ..prescreen import Prescreen
@@ -183,6 +184,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     stale = 0  # proposals in a row that were already tried or over budget
     running: dict[tuple[int, int], Job] = {}  # (trial, rung) -> the job training now
     unanswered: dict[str, dict] = {}  # candidates trained on rung 0 whose proposal is not answered yet
+    told: dict[int, int] = {}  # trial -> the rung whose score the strategy was last told (-1: failed)
 
     def snapshot(trial: int, rung: int) -> Path:
         return snapshots / f"trial-{trial}-rung-{rung}.pt"
@@ -208,13 +210,28 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
             return False
         return screen is None or screen.keeps(candidate)
 
-    def reported(candidate: dict) -> float:
-        """The score the strategy is told: the highest rung's the candidate had reached when its
-        proposal was answered (for a replayed one, before the next candidate was first trained)."""
+    def highest(trial: int, cutoff: int | None) -> TrialRecord | None:
+        """The trial's highest-rung result among the first `cutoff` records of the log."""
+        seen = [r for r in log.records[:cutoff] if r.trial == trial and r.ok]
+        return max(seen, key=lambda r: r.rung) if seen else None
+
+    def answer(candidate: dict) -> None:
+        """Tell the strategy the score of the highest rung the candidate has reached, and give it the
+        better scores of the candidates it was told of before that have since been promoted. Up to
+        now, that is; for a replayed candidate, up to when the next one was first trained."""
         trial = log.rungs(candidate)[0].trial
         cutoff = next((i for i, r in enumerate(log.records) if r.rung == 0 and r.trial > trial), None)
-        seen = [r for r in log.records[:cutoff] if r.trial == trial and r.ok]
-        return max(seen, key=lambda r: r.rung).score if seen else 0.0
+        best = highest(trial, cutoff)
+        proposer.report(candidate, best.score if best else 0.0)
+        told[trial] = best.rung if best else -1
+        tell_promotions(cutoff)
+
+    def tell_promotions(cutoff: int | None) -> None:
+        for trial, rung in told.items():
+            best = highest(trial, cutoff)
+            if best is not None and best.rung > rung:
+                proposer.rescore(best.candidate, best.score)
+                told[trial] = best.rung
 
     def start_job(trial: int, rung: int, candidate: dict) -> None:
         arch = space.resolve(candidate)
@@ -240,7 +257,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
                 return False
             if log.rungs(candidate):  # replay on resume, or a strategy repeating itself
                 stale += 1
-                proposer.report(candidate, reported(candidate))
+                answer(candidate)
             elif not feasible(candidate) or any(j.candidate == candidate for j in running.values()):
                 stale += 1
                 proposer.report(candidate, 0.0)
@@ -265,8 +282,9 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
                 start_job(record.trial, rung, record.candidate)
                 continue
             for key, candidate in list(unanswered.items()):
-                proposer.report(candidate, reported(candidate))
+                answer(candidate)
                 del unanswered[key]
+            tell_promotions(None)
             if not (proposing and admits_another(workers.slots) and propose_next()):
                 proposing = False
                 return
