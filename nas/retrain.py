@@ -5,6 +5,7 @@ model.py + model.pkl + evaluate.py, loss.png + error.png, result.json.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -25,26 +26,29 @@ def run_retrain(winner: Winner, data: Dataset, out: str | Path, recipe: Recipe =
     from .report.plots import plot_curves
 
     out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot write to {out}: {e.strerror}") from None
     arch = winner.architecture
     check_compatible(data, arch.input_size, arch.in_channels, arch.num_classes)
     cost = estimate(arch)
     execution = execution or choose(device)
     recipe = recipe.with_(batch_size=recipe.batch_size or default_batch_size(execution.device))
+    done, ckpt = earlier_run(out, arch, recipe)
+    if done is not None:  # the same retrain, finished: nothing to train again
+        if view is not None:
+            view.finish(done)
+        return done
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write to {out}: {e.strerror}") from None
     mean, std = channel_stats(data.train)
     torch.manual_seed(seed)
     model = arch.build()
     checkpoint_path, metrics_path = out / "checkpoint.pt", out / "metrics.csv"
     history, start, opt_state = [], 0, None
-    if checkpoint_path.exists() and metrics_path.exists():
-        ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if ckpt.get("recipe") == recipe.to_dict() and ckpt.get("architecture") == arch.to_dict():
-            model.load_state_dict(ckpt["model"])
-            opt_state, start = ckpt["optimizer"], ckpt["epoch"]
-            history = read_metrics(metrics_path)[:start]
+    if ckpt is not None and metrics_path.exists():
+        model.load_state_dict(ckpt["model"])
+        opt_state, start = ckpt["optimizer"], ckpt["epoch"]
+        history = read_metrics(metrics_path)[:start]
     if view is not None:
         view.start(winner, cost, recipe, resumed=start, execution=execution)
 
@@ -80,3 +84,40 @@ def run_retrain(winner: Winner, data: Dataset, out: str | Path, recipe: Recipe =
     if view is not None:
         view.finish(result)
     return result
+
+
+def earlier_run(out: Path, arch, recipe: Recipe) -> tuple[RetrainResult | None, dict | None]:
+    """What `out` already holds of this retrain: its finished result, or the checkpoint to go on
+    from (or neither). A retrain there with another network or recipe is refused in one line:
+    going on from it would mix two runs, starting over would throw it away."""
+    ours = _plain({"architecture": arch.to_dict(), "recipe": recipe.to_dict()})
+    if (out / "result.json").exists():
+        done = RetrainResult.load(out / "result.json")
+        theirs = _plain({"architecture": done.architecture.to_dict(), "recipe": done.recipe})
+        if theirs == ours:
+            return done, None
+        raise UserError(f"{out} already holds a finished retrain with other settings ({_differences(theirs, ours)}); "
+                        "give another --out")
+    if not (out / "checkpoint.pt").exists():
+        return None, None
+    try:
+        ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+        theirs = _plain({"architecture": ckpt["architecture"], "recipe": ckpt["recipe"]})
+    except Exception as e:
+        raise UserError(f"{out / 'checkpoint.pt'} is not a retrain's checkpoint ({type(e).__name__}); "
+                        "move it away to start over") from None
+    if theirs != ours:
+        raise UserError(f"{out} holds a retrain stopped after epoch {ckpt.get('epoch')} with other settings "
+                        f"({_differences(theirs, ours)}); run the command that started it to go on, or give another --out")
+    return None, ckpt
+
+
+def _plain(settings: dict) -> dict:
+    return json.loads(json.dumps(settings))  # as a JSON file holds them (tuples as lists)
+
+
+def _differences(theirs: dict, ours: dict) -> str:
+    if theirs["architecture"] != ours["architecture"]:
+        return "another network"
+    changed = [k for k in ours["recipe"] if theirs["recipe"].get(k) != ours["recipe"][k]]
+    return ", ".join(f"{k} {theirs['recipe'].get(k)} there, {ours['recipe'][k]} here" for k in changed)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nas.budget import Budget
+from nas.errors import UserError
 from nas.records import RetrainResult, Winner
 from nas.retrain import run_retrain
 from nas.search import SearchConfig, run_search
@@ -113,6 +114,10 @@ def test_retrain_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(Stop):
         run_retrain(winner, data, tmp_path / "out", recipe, view=StopAfterTwo())
     assert (tmp_path / "out" / "checkpoint.pt").exists()
+    kept = {name: (tmp_path / "out" / name).read_bytes() for name in ("checkpoint.pt", "metrics.csv")}
+    with pytest.raises(UserError, match="stopped after epoch 1 with other settings \\(epochs 3 there, 4 here\\)"):
+        run_retrain(winner, data, tmp_path / "out", recipe.with_(epochs=4))  # would mix two runs, or lose one
+    assert kept == {name: (tmp_path / "out" / name).read_bytes() for name in kept}
     started = []
     real_train = retrain_module.train
     monkeypatch.setattr(retrain_module, "train", lambda *a, **k: started.append(k["start_epoch"]) or real_train(*a, **k))
@@ -120,3 +125,16 @@ def test_retrain_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     assert started == [1]  # epoch 1 was checkpointed; the interrupted epoch 2 runs again
     rows = (tmp_path / "out" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"] and result.epochs == 3
+
+
+def test_a_finished_retrain_is_not_trained_again_nor_overwritten_by_another(retrained, monkeypatch):
+    import nas.retrain as retrain_module
+    out, result, winner = retrained
+    kept = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(retrain_module, "train", lambda *a, **k: pytest.fail("trained again"))
+    data = make_dataset()
+    again = run_retrain(winner, data, out, FULL.with_(epochs=2, batch_size=64))
+    assert again == RetrainResult.load(out / "result.json")
+    with pytest.raises(UserError, match="already holds a finished retrain with other settings \\(lr 0.2 there, 0.1 here\\)"):
+        run_retrain(winner, data, out, FULL.with_(epochs=2, batch_size=64, lr=0.1))
+    assert kept == {p.name: p.read_bytes() for p in out.iterdir()}
