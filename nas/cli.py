@@ -37,11 +37,29 @@ def _positive_float(text: str) -> float:
     return _number(text, lambda v: v > 0, "be positive")
 
 
+def _non_negative_float(text: str) -> float:
+    return _number(text, lambda v: 0 <= v < float("inf"), "be 0 or more")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def _open_fraction(text: str) -> float:
     value = _positive_float(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must lie in (0, 1), not {text}")
     return value
+
+
+def _open_unit(text: str) -> float:
+    return _number(text, lambda v: 0 <= v < 1, "lie in [0, 1)")
 
 
 def _fraction(text: str) -> float:
@@ -140,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=_positive_int, help="batch size (default 256 on a CPU, 512 on a GPU)")
     r.add_argument("--lr", type=_positive_float, help="peak learning rate at batch 512, scaled linearly with the "
                    f"batch size (default {FULL.lr})")
+    # regularisation: small networks underfit, and train better with less of it
+    r.add_argument("--weight-decay", type=_non_negative_float,
+                   help=f"on conv/linear weights (default {FULL.weight_decay:g})")
+    r.add_argument("--label-smoothing", type=_open_unit, help=f"(default {FULL.label_smoothing:g})")
+    r.add_argument("--cutout", type=_non_negative_int,
+                   help=f"side of the square cut out of each training image, 0: none (default {FULL.augment.cutout})")
     r.add_argument("--data", help="as for search (default: the winner's)")
     r.add_argument("--out", help="output directory (default: retrain/ beside winner.json)")
     _add_execution_flags(r)
@@ -204,6 +228,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_retrain(args) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
     from .data import load
@@ -214,7 +239,10 @@ def cmd_retrain(args) -> int:
 
     execution = _execution(args)
     winner = Winner.load(args.winner)
-    recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                        label_smoothing=args.label_smoothing)
+    if args.cutout is not None:
+        recipe = recipe.with_(augment=replace(recipe.augment, cutout=args.cutout))
     out = args.out or str(Path(args.winner).parent / "retrain")
     data = load(args.data or winner.data)
     with RetrainView() as view:

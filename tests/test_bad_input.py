@@ -92,6 +92,13 @@ def test_zero_or_negative_epochs_for_retrain(searched, value):
     one_line(run_nas("retrain", run / "winner.json", "--epochs", value), "--epochs")
 
 
+@pytest.mark.parametrize("flag,value", [("--weight-decay", "-1e-4"), ("--weight-decay", "inf"),
+                                        ("--label-smoothing", "1"), ("--cutout", "-8"), ("--cutout", "4.5")])
+def test_bad_regularisation_for_retrain(searched, flag, value):
+    _, _, _, run = searched
+    one_line(run_nas("retrain", run / "winner.json", flag, value), flag)
+
+
 def test_out_that_cannot_be_written(searched, tmp_path):
     tmp, space, data, _ = searched
     blocker = tmp_path / "file"
