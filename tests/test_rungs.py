@@ -127,17 +127,18 @@ def test_a_search_interrupted_mid_ladder_resumes_to_the_same_log(tmp_path, monke
 
 
 def test_time_stops_the_search_within_its_budget_plus_one_job(tmp_path):
+    LIMIT = 10.0  # seconds: room for a few jobs of under a second each, even on a loaded machine
     space_file = write_space(tmp_path / "small.py")
-    config = SearchConfig(str(space_file), Budget(6000), strategy="random", time=4.0, rungs=2,
+    config = SearchConfig(str(space_file), Budget(6000), strategy="random", time=LIMIT, rungs=2,
                           recipe=PROXY.with_(epochs=3, batch_size=32))
     t0 = time.monotonic()
     winner = run_search(load_space(space_file), config, make_dataset(512), tmp_path / "run")
     wall = time.monotonic() - t0
     jobs = _jobs(tmp_path / "run")
     longest = max(r["seconds"] for r in jobs)
-    assert len(jobs) >= 3 and winner.search_seconds <= 4.0 + longest
-    assert wall <= 4.0 + longest + 10  # + loading NNI and the data
-    assert max(r["elapsed"] for r in jobs) <= 4.0 + longest
+    assert len(jobs) >= 3 and winner.search_seconds <= LIMIT + longest
+    assert wall <= LIMIT + longest + 10  # + loading NNI and the data
+    assert max(r["elapsed"] for r in jobs) <= LIMIT + longest
     clock = json.loads((tmp_path / "run" / "clock.json").read_text())
     assert clock["elapsed"] == pytest.approx(winner.search_seconds, abs=0.5)
 
