@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--label-smoothing", type=_open_unit, help=f"(default {FULL.label_smoothing:g})")
     r.add_argument("--cutout", type=_non_negative_int,
                    help=f"side of the square cut out of each training image, 0: none (default {FULL.augment.cutout})")
+    r.add_argument("--lookahead", type=_open_unit,
+                   help="pull the weights toward their slow average every few steps, with this per-step decay at "
+                        f"the end (airbench: 0.95; default {FULL.lookahead:g}: off)")
+    r.add_argument("--tta-shift", type=_non_negative_int,
+                   help="test-time augmentation also averages the mirrored pair shifted by this many pixels "
+                        f"(airbench's multi-crop: 1; default {FULL.tta_shift}: the image and its mirror only)")
     r.add_argument("--data", help="as for search (default: the winner's)")
     r.add_argument("--out", help="output directory (default: retrain/ beside winner.json)")
     _add_execution_flags(r)
@@ -240,7 +246,7 @@ def cmd_retrain(args) -> int:
     execution = _execution(args)
     winner = Winner.load(args.winner)
     recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                        label_smoothing=args.label_smoothing)
+                        label_smoothing=args.label_smoothing, lookahead=args.lookahead, tta_shift=args.tta_shift)
     if args.cutout is not None:
         recipe = recipe.with_(augment=replace(recipe.augment, cutout=args.cutout))
     out = args.out or str(Path(args.winner).parent / "retrain")

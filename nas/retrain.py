@@ -28,6 +28,9 @@ def run_retrain(winner: Winner, data: Dataset, out: str | Path, recipe: Recipe =
     out = Path(out)
     arch = winner.architecture
     check_compatible(data, arch.input_size, arch.in_channels, arch.num_classes)
+    if recipe.tta_shift >= arch.input_size // 2:
+        raise UserError(f"--tta-shift {recipe.tta_shift} is too far for {arch.input_size}-pixel images "
+                        f"(at most {arch.input_size // 2 - 1})")
     cost = estimate(arch)
     execution = execution or choose(device)
     recipe = recipe.with_(batch_size=recipe.batch_size or default_batch_size(execution.device))
@@ -93,7 +96,7 @@ def earlier_run(out: Path, arch, recipe: Recipe) -> tuple[RetrainResult | None, 
     ours = _plain({"architecture": arch.to_dict(), "recipe": recipe.to_dict()})
     if (out / "result.json").exists():
         done = RetrainResult.load(out / "result.json")
-        theirs = _plain({"architecture": done.architecture.to_dict(), "recipe": done.recipe})
+        theirs = _plain({"architecture": done.architecture.to_dict(), "recipe": _recorded(done.recipe)})
         if theirs == ours:
             return done, None
         raise UserError(f"{out} already holds a finished retrain with other settings ({_differences(theirs, ours)}); "
@@ -102,7 +105,7 @@ def earlier_run(out: Path, arch, recipe: Recipe) -> tuple[RetrainResult | None, 
         return None, None
     try:
         ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
-        theirs = _plain({"architecture": ckpt["architecture"], "recipe": ckpt["recipe"]})
+        theirs = _plain({"architecture": ckpt["architecture"], "recipe": _recorded(ckpt["recipe"])})
     except Exception as e:
         raise UserError(f"{out / 'checkpoint.pt'} is not a retrain's checkpoint ({type(e).__name__}); "
                         "move it away to start over") from None
@@ -110,6 +113,12 @@ def earlier_run(out: Path, arch, recipe: Recipe) -> tuple[RetrainResult | None, 
         raise UserError(f"{out} holds a retrain stopped after epoch {ckpt.get('epoch')} with other settings "
                         f"({_differences(theirs, ours)}); run the command that started it to go on, or give another --out")
     return None, ckpt
+
+
+def _recorded(recipe: dict) -> dict:
+    """A recipe as recorded, with the fields added since it was written at their defaults (each
+    new field's default is what the code did before it)."""
+    return {**Recipe().to_dict(), **recipe}
 
 
 def _plain(settings: dict) -> dict:

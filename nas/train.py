@@ -26,7 +26,9 @@ class Recipe:
     label_smoothing: float = 0.1
     warmup: float = 0.05  # fraction of training spent warming up linearly, then cosine to zero
     augment: Augment = field(default_factory=lambda: Augment(flip=True, translate=2, cutout=8))
-    tta: bool = True  # also report flip test-time augmentation
+    tta: bool = True  # also report test-time augmentation: logits of each image and its mirror averaged
+    tta_shift: int = 0  # with tta, also the mirrored pair shifted by this many pixels both ways (airbench's multi-crop)
+    lookahead: float = 0.0  # slow weights' per-step decay at the end of training (airbench: 0.95); 0: off
     eval_each_epoch: bool = True  # else only after the last epoch (the proxy needs just its final score)
     time_limit: float | None = None  # seconds; TimeoutError past it
 
@@ -41,6 +43,7 @@ class Recipe:
         return self.lr * batch_size / 512
 
 
+LOOKAHEAD_EVERY = 5  # steps between pulls of the weights to their slow average
 EVAL_BATCH_SIZE = 1000  # evaluation has no gradients to keep: big batches
 COMPILE_WARMUP_STEPS = 3  # steps a compiled network takes to compile before its speed is measured
 TUNE_MIN_STEPS = 600  # timing bf16 against fp32 costs ~12 steps: a shorter run keeps the device's default
@@ -112,22 +115,63 @@ def steps_for(epochs: float, steps_per_epoch: int) -> int:
     return max(1, round(epochs * steps_per_epoch))
 
 
+def tta_views(x, shift: int = 0):
+    """(weight, view) pairs whose weighted logits make the TTA prediction: the image and its mirror;
+    with `shift`, half the weight goes to the mirrored pairs of the image shifted by `shift` pixels
+    up-left and down-right (reflect-padded), as airbench's multi-crop evaluation does."""
+    if not shift:
+        return [(0.5, x), (0.5, x.flip(3))]
+    padded = F.pad(x, (shift,) * 4, mode="reflect")
+    size = x.shape[2]
+    crops = [padded[:, :, :size, :size], padded[:, :, 2 * shift:, 2 * shift:]]
+    views = [(0.25, x), (0.25, x.flip(3))]
+    for crop in crops:
+        crop = crop.contiguous(memory_format=torch.channels_last if x.is_contiguous(
+            memory_format=torch.channels_last) else torch.contiguous_format)
+        views += [(0.125, crop), (0.125, crop.flip(3))]
+    return views
+
+
 @torch.no_grad()
-def evaluate(model, loader: Loader, execution: Execution, tta: bool = False) -> tuple[float, float, float | None]:
-    """(mean loss, accuracy, accuracy with flip-TTA or None) over a loader, in one pass: the plain
-    logits score the first two; with tta the mirror's logits are added for the third."""
+def evaluate(model, loader: Loader, execution: Execution, tta: bool = False,
+             tta_shift: int = 0) -> tuple[float, float, float | None]:
+    """(mean loss, accuracy, TTA accuracy or None) over a loader, in one pass: the plain logits
+    score the first two; with tta the weighted logits of `tta_views` score the third."""
     model.eval()
     total_loss, correct, correct_tta, n = 0.0, 0, 0, 0
     for x, y in loader:
         with torch.autocast(execution.device.split(":")[0], dtype=torch.bfloat16, enabled=execution.autocast):
             logits = model(x).float()
             if tta:
-                both = logits + model(x.flip(3)).float()
+                views = tta_views(x, tta_shift)
+                both = views[0][0] * logits + sum(w * model(v).float() for w, v in views[1:])
                 correct_tta += (both.argmax(1) == y).sum().item()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         n += len(y)
     return total_loss / n, correct / n, (correct_tta / n if tta else None)
+
+
+class Lookahead:
+    """airbench's lookahead: slow weights (every float tensor of the state, BN statistics too)
+    that follow the trained ones; each pull moves the slow weights toward the trained ones, then
+    sets the trained ones to them. The pull's decay grows as progress cubed to `decay` per step, so
+    early training is untouched and the end averages over its last few hundred steps. After a
+    pull the two are equal, so a checkpoint taken then needs nothing of this."""
+
+    def __init__(self, model, decay: float):
+        self.decay = decay
+        self.fast = [t for t in model.state_dict().values() if t.is_floating_point()]  # the model's own storage
+        self.slow = [t.detach().clone() for t in self.fast]
+
+    @torch.no_grad()
+    def pull(self, steps: int, progress: float):
+        """`steps` training steps since the last pull, `progress` (0..1) of training done."""
+        if steps <= 0:
+            return
+        keep = self.decay ** steps * progress ** 3
+        torch._foreach_lerp_(self.slow, self.fast, 1 - keep)
+        torch._foreach_copy_(self.fast, self.slow)
 
 
 def _step(net, optimizer, x, y, recipe: Recipe, autocast: bool, device_type: str):
@@ -228,6 +272,8 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
         kernels.restore(model)
     if execution.compile in ("on", "auto"):
         net = torch.compile(model)
+    lookahead = Lookahead(model, recipe.lookahead) if recipe.lookahead else None
+    pulled = step  # the step of the last pull: training starts from weights equal to the slow ones
     history, started, timed = [], time.perf_counter(), []
     while step < total:
         epoch, offset = divmod(step, steps_per_epoch)
@@ -239,6 +285,9 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
         train_loader.epoch = epoch
         for x, y in train_loader.batches(offset, min(steps_per_epoch, total - epoch * steps_per_epoch)):
             if step == snapshot_at and on_snapshot is not None:
+                if lookahead is not None:
+                    lookahead.pull(step - pulled, step / total)
+                    pulled = step
                 on_snapshot(step, model, optimizer)
             lr = schedule.lr(step, peak_lr)
             for group in optimizer.param_groups:
@@ -266,6 +315,10 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
             step += 1
+            if lookahead is not None and (step - pulled == LOOKAHEAD_EVERY or step % steps_per_epoch == 0
+                                          or step == total):
+                lookahead.pull(step - pulled, step / total)
+                pulled = step
             if on_step is not None:
                 on_step(step, total)
             if recipe.time_limit is not None and time.perf_counter() - started > recipe.time_limit:
@@ -275,7 +328,7 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
             raise Diverged(f"loss is {train_loss} in epoch {epoch + 1}")
         test_loss = test_acc = tta = None
         if recipe.eval_each_epoch or step == total:
-            test_loss, test_acc, tta = evaluate(model, eval_loader, execution, tta=recipe.tta)
+            test_loss, test_acc, tta = evaluate(model, eval_loader, execution, tta=recipe.tta, tta_shift=recipe.tta_shift)
         stats = EpochStats(epoch + 1, train_loss, correct.item() / max(1, seen), test_loss, test_acc, tta,
                            lr, time.perf_counter() - t0)
         history.append(stats)

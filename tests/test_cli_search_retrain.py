@@ -13,7 +13,8 @@ def test_search_then_retrain_through_the_command_line(nas_cli, tmp_path):
     assert "trial 2 rung 0" in r.stdout and "winner:" in r.stdout  # plain progress lines off a terminal
     assert len((out / "trials.jsonl").read_text().splitlines()) == 2
     r = nas_cli("retrain", out / "winner.json", "--epochs", "1", "--batch-size", "64",
-                "--weight-decay", "5e-5", "--label-smoothing", "0", "--cutout", "0")
+                "--weight-decay", "5e-5", "--label-smoothing", "0", "--cutout", "0", "--lookahead", "0.95",
+                "--tta-shift", "1")
     assert r.returncode == 0, r.stderr
     assert "epoch 1/1" in r.stdout and "test accuracy: final" in r.stdout
     result = json.loads((out / "retrain" / "result.json").read_text())
@@ -21,6 +22,7 @@ def test_search_then_retrain_through_the_command_line(nas_cli, tmp_path):
     recipe = result["recipe"]  # the regularisation flags reach the recipe, and the rest keeps its defaults
     assert (recipe["weight_decay"], recipe["label_smoothing"], recipe["augment"]) == \
         (5e-5, 0, {"flip": True, "translate": 2, "cutout": 0}) and recipe["lr"] == 0.2
+    assert (recipe["lookahead"], recipe["tta_shift"]) == (0.95, 1)
 
 
 def test_unknown_strategy(nas_cli, tmp_path):

@@ -12,7 +12,7 @@ from nas.records import RetrainResult, Winner
 from nas.retrain import run_retrain
 from nas.search import SearchConfig, run_search
 from nas.spaces import load_space
-from nas.train import FULL, PROXY
+from nas.train import FULL, PROXY, tta_views
 
 from .synthetic import make_dataset, write_npz, write_space
 
@@ -83,7 +83,9 @@ x = torch.load({str(tmp_path / 'x.pt')!r})
 with torch.no_grad():
     y = model(x)
 assert torch.equal(y, torch.load({str(tmp_path / 'expected.pt')!r})), (y, torch.load({str(tmp_path / 'expected.pt')!r}))
-from evaluate import evaluate
+from evaluate import evaluate, views
+with torch.no_grad():
+    torch.save(sum(w * model(v) for w, v in views(x, 1)), {str(tmp_path / 'shifted.pt')!r})
 print(evaluate(), evaluate(tta=True))
 """
     r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -91,6 +93,8 @@ print(evaluate(), evaluate(tta=True))
     acc, acc_tta = map(float, r.stdout.split())
     assert acc == pytest.approx(result.final_test_acc)
     assert acc_tta == pytest.approx(result.final_test_acc_tta)
+    with torch.no_grad():  # the frozen multi-crop TTA (--tta --shift 1) is nas's
+        assert torch.allclose(torch.load(tmp_path / "shifted.pt"), sum(w * model(v) for w, v in tta_views(x, 1)))
     source = (out / "model.py").read_text()
     assert "import nas" not in source and "from nas" not in source and "class Net" in source
 

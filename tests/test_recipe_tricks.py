@@ -1,0 +1,106 @@
+"""airbench's recipe tricks as Recipe options: lookahead of the weights, multi-crop TTA."""
+import copy
+
+import torch
+from torch import nn
+
+from nas.data import channel_stats
+from nas.execution import choose
+from nas.retrain import earlier_run
+from nas.train import FULL, Lookahead, Recipe, evaluate, tta_views, train
+from nas.data import Loader
+
+from .synthetic import make_dataset
+
+
+def small_net():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+
+
+def test_multi_crop_views_are_the_image_its_mirror_and_both_shifted_one_pixel_each_way():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    views = tta_views(x, shift=1)
+    assert abs(sum(w for w, _ in views) - 1) < 1e-9 and len(views) == 6
+    (_, same), (_, mirror), (_, up_left), (_, up_left_mirror), (_, down_right), _ = views
+    assert torch.equal(same, x) and torch.equal(mirror, x.flip(3))
+    assert torch.equal(up_left[:, :, 1:, 1:], x[:, :, :-1, :-1])  # content moved one pixel down-right
+    assert torch.equal(down_right[:, :, :-1, :-1], x[:, :, 1:, 1:])
+    assert torch.equal(up_left_mirror, up_left.flip(3))
+    assert [w for w, _ in tta_views(x, shift=0)] == [0.5, 0.5]  # the default: the image and its mirror
+
+
+def test_evaluation_with_shifted_views_differs_from_mirror_only():
+    data = make_dataset(n_train=64, n_test=64)
+    mean, std = channel_stats(data.train)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 30 * 30, 4))  # not shift-invariant
+    execution = choose("cpu").with_(precision="fp32", tune_precision=False)
+    loader = Loader(data.test, mean, std, 1000, torch.device("cpu"))
+    shifted = torch.tensor([])
+    for x, _ in loader:
+        shifted = sum(w * model(v) for w, v in tta_views(x, 1))
+        mirror_only = sum(w * model(v) for w, v in tta_views(x, 0))
+    assert not torch.allclose(shifted, mirror_only)
+    _, acc, tta = evaluate(model, loader, execution, tta=True, tta_shift=1)
+    _, _, tta_again = evaluate(model, loader, execution, tta=True, tta_shift=1)
+    assert tta == tta_again and 0 <= tta <= 1
+
+
+def test_a_pull_moves_the_slow_weights_by_the_decay_then_sets_the_trained_weights_to_them():
+    torch.manual_seed(0)
+    model = small_net()
+    lookahead = Lookahead(model, decay=0.9)
+    start = [t.clone() for t in lookahead.slow]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    moved = [t.clone() for t in lookahead.fast]
+    lookahead.pull(steps=5, progress=1.0)
+    keep = 0.9 ** 5
+    for slow, fast, s0, m in zip(lookahead.slow, lookahead.fast, start, moved):
+        assert torch.allclose(slow, keep * s0 + (1 - keep) * m) and torch.equal(fast, slow)
+    assert torch.equal(lookahead.fast[0], model[0].weight)  # the model's own tensors were set
+    before = [t.clone() for t in lookahead.fast]
+    lookahead.pull(steps=5, progress=0.0)  # early in training the pull keeps nothing of the slow weights
+    assert all(torch.equal(a, b) for a, b in zip(before, lookahead.fast))
+
+
+def test_lookahead_changes_training_and_a_run_resumed_from_an_epoch_matches_the_whole_run():
+    data = make_dataset(n_train=128, n_test=32)
+    mean, std = channel_stats(data.train)
+    execution = choose("cpu").with_(precision="fp32", tune_precision=False, compile="off")
+    recipe = FULL.with_(epochs=2, batch_size=32, lookahead=0.95, tta=False)
+
+    def run(recipe, start_epoch=0, state=None):
+        torch.manual_seed(0)
+        model = small_net()
+        saved = {}
+        if state is not None:
+            model.load_state_dict(state["model"])
+        train(model, data.train, data.test, recipe, mean, std, execution=execution, start_epoch=start_epoch,
+              optimizer_state=state and state["optimizer"],
+              on_checkpoint=lambda e, m, o: saved.setdefault(e, copy.deepcopy({"model": m.state_dict(),
+                                                                               "optimizer": o.state_dict()})))
+        return model, saved
+
+    whole, saved = run(recipe)
+    resumed, _ = run(recipe, start_epoch=1, state=saved[1])
+    plain, _ = run(recipe.with_(lookahead=0.0))
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    assert not torch.allclose(whole[-1].weight, plain[-1].weight)
+
+
+def test_records_written_before_a_recipe_field_existed_still_match_the_same_retrain(tmp_path):
+    from nas.files import save_torch
+    from nas.spaces import Space, Stage, Stem, Head
+
+    arch = Space(name="s", stem=Stem(width=8), stages=[Stage(block="conv", width=8, depth=1)],
+                 head=Head(pool=1), num_classes=4).resolve({})
+    old = {k: v for k, v in FULL.to_dict().items() if k not in ("lookahead", "tta_shift")}
+    save_torch(tmp_path / "checkpoint.pt", {"epoch": 1, "model": {}, "optimizer": {}, "recipe": old,
+                                            "architecture": arch.to_dict()})
+    done, ckpt = earlier_run(tmp_path, arch, FULL)
+    assert done is None and ckpt["epoch"] == 1
+    assert Recipe().lookahead == 0 and Recipe().tta_shift == 0  # new fields default to what the code did before
