@@ -4,11 +4,10 @@ import copy
 import torch
 from torch import nn
 
-from nas.data import channel_stats
+from nas.data import Loader, channel_stats
 from nas.execution import choose
 from nas.retrain import earlier_run
 from nas.train import FULL, Lookahead, Recipe, evaluate, tta_views, train
-from nas.data import Loader
 
 from .synthetic import make_dataset
 
@@ -37,7 +36,6 @@ def test_evaluation_with_shifted_views_differs_from_mirror_only():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 30 * 30, 4))  # not shift-invariant
     execution = choose("cpu").with_(precision="fp32", tune_precision=False)
     loader = Loader(data.test, mean, std, 1000, torch.device("cpu"))
-    shifted = torch.tensor([])
     for x, _ in loader:
         shifted = sum(w * model(v) for w, v in tta_views(x, 1))
         mirror_only = sum(w * model(v) for w, v in tta_views(x, 0))
