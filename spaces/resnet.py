@@ -1,7 +1,8 @@
 """Residual networks for budgets around 5 million parameters.
 
 Four stages of basic blocks ReLU(S(x) + F(x)); channels, blocks per stage, kernel sizes,
-projection-shortcut kernel sizes and the classifier's pool size are searched.
+projection-shortcut kernel sizes, how each later stage halves the size (a strided first block or
+a max-pool before it) and the classifier's pool size are searched.
 """
 from nas.spaces import Head, Space, Stage, Stem, choice, irange
 
@@ -18,9 +19,9 @@ space = Space(
     stem=Stem(width=choice("stem_width", [24, 32, 64]), kernel=3),
     stages=[
         residual_stage(1, [32, 48, 64], "none"),
-        residual_stage(2, [64, 96, 128], "stride"),
-        residual_stage(3, [128, 192, 256], "stride"),
-        residual_stage(4, [256, 320, 384], choice("s4_down", ["stride", "none"])),
+        residual_stage(2, [64, 96, 128], choice("s2_down", ["stride", "maxpool"])),
+        residual_stage(3, [128, 192, 256], choice("s3_down", ["stride", "maxpool"])),
+        residual_stage(4, [256, 320, 384], choice("s4_down", ["stride", "maxpool", "none"])),
     ],
     head=Head(pool=choice("head_pool", [1, 2])),
     act="relu",
