@@ -147,6 +147,20 @@ def test_time_stops_the_search_within_its_budget_plus_one_job(tmp_path):
     assert _jobs(tmp_path / "run") == jobs and again.candidate == winner.candidate
 
 
+def test_the_end_of_a_search_is_not_reserved_for_a_promotion_that_can_no_longer_fit():
+    # the gated search of results/gated: 15 candidates on rung 0 (~130 s each), 3 promoted to
+    # rung 1 (~360 s); a rung-2 job (4 epochs) is far longer than the 11 minutes left, so it will
+    # never start and must not stop rung-0 candidates from using those minutes
+    from types import SimpleNamespace
+    records = [SimpleNamespace(rung=0, seconds=130.0)] * 15 + [SimpleNamespace(rung=1, seconds=360.0)] * 3
+    planner = runner.Planner(SimpleNamespace(records=records), Ladder(top_epochs=4, rungs=3, eta=4))
+    rung2 = planner.job_seconds(2)
+    assert rung2 > 660
+    assert planner.owed_seconds(16) == pytest.approx(360 + rung2)  # one more on rung 1, the first on rung 2
+    assert planner.owed_seconds(16, remaining=660) == pytest.approx(360)  # rung 2 no longer fits
+    assert planner.job_seconds(0) + planner.owed_seconds(16, remaining=660) <= 660  # so a 16th candidate is admitted
+
+
 def test_a_job_that_overruns_the_time_is_stopped_and_not_recorded(tmp_path):
     space_file = write_space(tmp_path / "small.py")
     config = SearchConfig(str(space_file), Budget(6000), strategy="random", time=1.5, rungs=1,

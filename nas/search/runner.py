@@ -7,7 +7,8 @@ weights. The strategy is told the score of the highest rung its candidate reache
 the better score of each later promotion before it proposes again.
 
 With a time limit the search admits a new candidate only while the time left covers its rung-0
-job and the promotions the ladder will owe once it is in; a job that would overrun the limit is
+job and the promotions the ladder will owe once it is in (those that can still fit; a rung whose
+job is longer than the time left will never run, so the last minutes go to new candidates); a job that would overrun the limit is
 not started, and one that overruns anyway is stopped at it (and not recorded).
 
 Resuming: trials.jsonl is the strategy's memory. On a restart with the same settings the
@@ -18,6 +19,7 @@ and the search carries on from the first candidate it has not tried. No job is t
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -111,11 +113,18 @@ class Planner:
         first = [r.seconds for r in self.log.records if r.rung == 0]
         return sum(first) / len(first) * self.ladder.relative_cost(rung) if first else None
 
-    def owed_seconds(self, candidates: int) -> float:
-        """Seconds of the promotions still to come once `candidates` have trained on rung 0."""
+    def owed_seconds(self, candidates: int, remaining: float = math.inf) -> float:
+        """Seconds of the promotions still to come once `candidates` have trained on rung 0, leaving
+        out rungs whose one job no longer fits in `remaining` seconds: those will never be started,
+        so reserving time for them would only leave the end of the search idle."""
         done = [sum(1 for r in self.log.records if r.rung == k) for k in range(self.ladder.rungs)]
         owed = obligations(candidates, self.ladder)
-        return sum(max(0, owed[k] - done[k]) * (self.job_seconds(k) or 0.0) for k in range(1, self.ladder.rungs))
+        total = 0.0
+        for k in range(1, self.ladder.rungs):
+            seconds = self.job_seconds(k) or 0.0
+            if seconds <= remaining:
+                total += max(0, owed[k] - done[k]) * seconds
+        return total
 
 
 def prepare_out(out: Path, identity: dict, command: str = "") -> bool:
@@ -200,7 +209,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         if config.time is None:
             return True
         first = planner.job_seconds(0)
-        return first is None or (first + planner.owed_seconds(n + 1)) / slots <= clock.remaining()
+        return first is None or (first + planner.owed_seconds(n + 1, clock.remaining())) / slots <= clock.remaining()
 
     screen = Prescreen(space, budget, train_split, mean, std, config.prescreen, config.seed) if config.prescreen else None
 
