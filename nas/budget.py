@@ -42,7 +42,16 @@ class LayerCost:
 
 def layer_costs(arch: Architecture) -> list[LayerCost]:
     """Cost of each top-level layer, in order; they sum to `estimate(arch)`."""
-    stem, size = conv(arch.in_channels, arch.stem_width, arch.stem_kernel, 1, arch.input_size)
+    size = arch.input_size
+    stem = ZERO
+    if arch.stem_whiten:  # 2x2 whitening filters (fitted, not trained: only their bias counts)
+        white = 2 * arch.in_channels * 4
+        filters, size = conv(arch.in_channels, white, 2, 1, size, bias=True, bn=False)
+        stem, cin = Cost(white, filters.macs), white
+    else:
+        cin = arch.in_channels
+    conv_bn, size = conv(cin, arch.stem_width, arch.stem_kernel, 1, size)
+    stem += conv_bn
     rows = [LayerCost("stem", "conv", arch.stem_width, size, stem)]
     for i, stage in enumerate(arch.plan()):
         for j, layer in enumerate(stage):

@@ -66,7 +66,7 @@ class Net(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.stem = {_call("ConvBN", arch.in_channels, arch.stem_width, arch.stem_kernel, act=arch.act)}
+        self.stem = {_call("WhiteStem" if arch.stem_whiten else "ConvBN", arch.in_channels, arch.stem_width, arch.stem_kernel, act=arch.act)}
         self.stages = nn.ModuleList([
 {"".join(stages)}        ])
         self.head = {_call("Classifier", arch.last_width, arch.num_classes, pool=arch.head_pool, hidden=arch.head_hidden, act=arch.act, dropout=arch.head_dropout)}

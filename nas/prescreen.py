@@ -13,6 +13,7 @@ from torch import nn
 from .budget import estimate
 from .data import Loader, subset
 from .spaces.space import candidate_key
+from .train import fit_whitening
 
 ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.Hardswish)
 
@@ -30,6 +31,7 @@ def naswot(model: nn.Module, images: torch.Tensor, seed: int = 0) -> float:
         for m in model.modules():  # re-initialise deterministically
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
+    fit_whitening(model, images)  # a whitened stem is fitted before training: so here too
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, ACTIVATIONS)]
     try:
         model.train()  # batch statistics, as at the start of training

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from . import kernels
 from .data import Augment, Loader, Split
 from .records import EpochStats
+from .spaces.layers import Whitening
 from .execution import COMPILE_MIN_SECONDS, DecisionCache, Execution, choose, default_batch_size
 
 
@@ -45,6 +46,7 @@ class Recipe:
 
 LOOKAHEAD_EVERY = 5  # steps between pulls of the weights to their slow average
 EVAL_BATCH_SIZE = 1000  # evaluation has no gradients to keep: big batches
+WHITEN_IMAGES = 5000  # training images a whitened stem's filters are fitted on (airbench's number)
 COMPILE_WARMUP_STEPS = 3  # steps a compiled network takes to compile before its speed is measured
 TUNE_MIN_STEPS = 600  # timing bf16 against fp32 costs ~12 steps: a shorter run keeps the device's default
 
@@ -216,6 +218,14 @@ def tune(model, x, y, recipe: Recipe, execution: Execution, steps: int = 5) -> t
     return execution.with_(precision=best, tune_precision=False), seconds[best]
 
 
+def fit_whitening(model, images) -> None:
+    """Fit the filters of every whitening layer in `model` (a whitened stem) from `images`,
+    normalised training images; before training starts, never on a resume."""
+    for layer in model.modules():
+        if isinstance(layer, Whitening):
+            layer.fit(images)
+
+
 def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, std, device=None, seed: int = 0,
           on_epoch=None, start_epoch: int = 0, optimizer_state=None, on_checkpoint=None,
           execution: Execution | None = None, on_step=None, schedule: Schedule | None = None,
@@ -250,6 +260,8 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
     schedule = schedule or Schedule.of(recipe, steps_per_epoch)
     total = schedule.total
     step = start_step if start_step is not None else start_epoch * steps_per_epoch
+    if step == 0:
+        fit_whitening(model, train_loader.normalise(train_loader.x[:WHITEN_IMAGES]))
     net, compile_check = model, None
     if execution.device == "cpu" and (execution.autocast or execution.tune_precision):
         kernels.accelerate(model)  # a faster depthwise weight gradient in bf16 (nas/kernels.py)

@@ -25,6 +25,47 @@ class ConvBN(nn.Sequential):
         super().__init__(*layers)
 
 
+class Whitening(nn.Module):
+    """airbench's frozen first layer: a `patch` x `patch` convolution, no padding, whose filters
+    whiten the training images' patches: the eigenvectors of the patches' covariance, each divided
+    by the square root of its eigenvalue (+ eps), and their negatives: 2 * cin * patch^2 outputs.
+    The filters are a buffer, fitted once from training images before training (`fit`) and saved
+    with the weights; only the bias trains."""
+
+    def __init__(self, cin, patch=2, eps=5e-4):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.zeros(2 * cin * patch * patch, cin, patch, patch))
+        self.bias = nn.Parameter(torch.zeros(2 * cin * patch * patch))
+
+    @property
+    def out_channels(self):
+        return self.weight.shape[0]
+
+    @torch.no_grad()
+    def fit(self, images):
+        """Set the filters from `images`, normalised float NCHW (a few thousand suffice)."""
+        cout, cin, patch, _ = self.weight.shape
+        patches = images.float().unfold(2, patch, 1).unfold(3, patch, 1)  # N, C, H', W', p, p
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, cin * patch * patch).double()
+        values, vectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+        filters = (vectors / (values.clamp(min=0) + self.eps).sqrt()).T.flip(0)  # largest eigenvalue first
+        filters = filters.reshape(-1, cin, patch, patch).to(self.weight)
+        self.weight.copy_(torch.cat([filters, -filters]))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias)
+
+
+class WhiteStem(nn.Sequential):
+    """The stem with a whitening layer first: Whitening, activation, then ConvBN with activation.
+    The whitening takes one pixel off each side's size (a 2x2 patch, no padding)."""
+
+    def __init__(self, cin, cout, kernel=3, act="relu"):
+        white = Whitening(cin)
+        super().__init__(white, activation(act), ConvBN(white.out_channels, cout, kernel, act=act))
+
+
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channels of an NCHW tensor."""
 

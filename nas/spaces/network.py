@@ -5,7 +5,7 @@ Attribute names here (stem, stages, head) are the state_dict keys that exported 
 from torch import nn
 
 from . import convpool, gated, inverted, mixer, plain, residual, separable
-from .layers import ConvBN, activation
+from .layers import ConvBN, WhiteStem, activation
 from .registry import FAMILIES
 
 FAMILY_FILES = (convpool, gated, inverted, mixer, plain, residual, separable)  # importing each registers it
@@ -36,7 +36,8 @@ class Classifier(nn.Module):
 class Network(nn.Module):
     def __init__(self, arch):
         super().__init__()
-        self.stem = ConvBN(arch.in_channels, arch.stem_width, arch.stem_kernel, act=arch.act)
+        stem = WhiteStem if arch.stem_whiten else ConvBN
+        self.stem = stem(arch.in_channels, arch.stem_width, arch.stem_kernel, act=arch.act)
         stages = []
         for stage in arch.plan():
             layers = []

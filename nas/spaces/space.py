@@ -42,8 +42,11 @@ def block_knobs(family: str) -> frozenset[str]:
 
 
 class Stem:
-    def __init__(self, width, kernel=3):
-        self.width, self.kernel = width, kernel
+    """A conv-BN-activation of `width` channels; with `whiten`, airbench's frozen whitening layer
+    (2x2 patches, no padding: 32 pixels become 31) and its activation come first."""
+
+    def __init__(self, width, kernel=3, whiten=False):
+        self.width, self.kernel, self.whiten = width, kernel, whiten
 
 
 class Stage:
@@ -86,6 +89,7 @@ class Architecture:
     stem_width: int
     stem_kernel: int
     stages: list
+    stem_whiten: bool = False
     head_pool: int = 1
     head_hidden: int = 0
     head_dropout: float = 0.0
@@ -120,7 +124,7 @@ class Architecture:
 
     def summary(self) -> str:
         """One line: 'stem 24 | mixer 32x1 k5 e2 | /2 dwsep 48x2 k3 | ... | head 64'."""
-        parts = [f"stem {self.stem_width}"]
+        parts = [f"{'white ' if self.stem_whiten else ''}stem {self.stem_width}"]
         shown = {"kernel": "k", "expansion": "e", "k": "K", "skip_kernel": "s", "gate_hidden": "h"}
         for s in self.stages:
             down = {"none": "", "stride": "/2 ", "maxpool": "max/2 ", "avgpool": "avg/2 "}[s.downsample]
@@ -153,6 +157,8 @@ class Space:
     def _fields(self) -> Iterator[tuple[str, Any]]:
         yield "stem.width", self.stem.width
         yield "stem.kernel", self.stem.kernel
+        if self.stem.whiten is not False:  # absent where unused, so older spaces keep their fingerprint
+            yield "stem.whiten", self.stem.whiten
         for i, s in enumerate(self.stages):
             yield f"stages[{i}].block", s.block
             yield f"stages[{i}].width", s.width
@@ -237,6 +243,7 @@ class Space:
             stages.append(StageArch(block, resolve(s.width, c), resolve(s.depth, c), resolve(s.downsample, c), knobs))
         return Architecture(
             stem_width=resolve(self.stem.width, c), stem_kernel=resolve(self.stem.kernel, c), stages=stages,
+            stem_whiten=bool(resolve(self.stem.whiten, c)),
             head_pool=resolve(self.head.pool, c), head_hidden=resolve(self.head.hidden, c),
             head_dropout=resolve(self.head.dropout, c), act=resolve(self.act, c), num_classes=self.num_classes,
             in_channels=self.in_channels, input_size=self.input_size,
