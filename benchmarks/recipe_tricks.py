@@ -1,12 +1,14 @@
-"""airbench's recipe tricks on our candidates, measured: the full recipe with and without
-lookahead of the weights (--lookahead), and each final network's test accuracy plain, with
-flip-TTA and with multi-crop TTA (--tta-shift 1), on the same seeds in one run.
+"""airbench's recipe tricks on our candidates, measured: the full recipe, with lookahead of the
+weights (--lookahead), and on the same network with a whitened stem (airbench's frozen 2x2
+whitening layer, `Stem(whiten=True)`); each final network's test accuracy plain, with flip-TTA and
+with multi-crop TTA (--tta-shift 1), on the same seeds in one run.
 
-Each variant trains the same network from the same initialisation and data order; only the
-recipe differs. Multi-crop TTA needs no training of its own: every final network is evaluated
+Each variant trains from the same seed and data order; the recipe variants train the same network
+from the same initialisation, the whitened one its own (it has the whitening layer). Multi-crop TTA needs no training of its own: every final network is evaluated
 both ways."""
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 
@@ -15,7 +17,6 @@ from common import parser, publish, table
 from cpu_throughput import FAMILIES, family_candidate
 from nas.budget import estimate
 from nas.data import Loader, channel_stats, load
-from nas.execution import choose
 from nas.train import EVAL_BATCH_SIZE, FULL, evaluate, train
 
 
@@ -26,17 +27,25 @@ def main():
     p.add_argument("--epochs", type=float, default=10)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--lookahead", type=float, default=0.95)
+    p.add_argument("--variants", default="full,lookahead,whiten",
+                   help="comma-separated, of: full (the full recipe), lookahead, whiten (whitened stem)")
     args = p.parse_args()
+    wanted = args.variants.split(",")
+    if not set(wanted) <= {"full", "lookahead", "whiten"}:
+        p.error(f"--variants: unknown {', '.join(sorted(set(wanted) - {'full', 'lookahead', 'whiten'}))}")
     data = load(args.data)
     mean, std = channel_stats(data.train)
     arch = family_candidate(args.network)
-    variants = {"full recipe": FULL.with_(epochs=args.epochs),
-                f"full recipe + lookahead {args.lookahead:g}": FULL.with_(epochs=args.epochs, lookahead=args.lookahead)}
-    rows, runs = [], {name: [] for name in variants}
+    every = {"full": ("full recipe", arch, FULL.with_(epochs=args.epochs)),
+             "lookahead": (f"full recipe + lookahead {args.lookahead:g}", arch,
+                           FULL.with_(epochs=args.epochs, lookahead=args.lookahead)),
+             "whiten": ("full recipe, whitened stem", replace(arch, stem_whiten=True), FULL.with_(epochs=args.epochs))}
+    variants = [every[v] for v in wanted]
+    rows, runs = [], {name: [] for name, _, _ in variants}
     for seed in range(args.seeds):
-        for name, recipe in variants.items():
+        for name, network, recipe in variants:
             torch.manual_seed(args.seed + seed)
-            model = arch.build()
+            model = network.build()
             start = time.perf_counter()
             result = train(model, data.train, data.test, recipe, mean, std, device=args.device,
                            seed=args.seed + seed, on_epoch=lambda s: print(name, s, flush=True))
