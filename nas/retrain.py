@@ -18,6 +18,7 @@ from .execution import Execution, choose, default_batch_size
 from .export import freeze
 from .files import save_torch
 from .records import EpochStats, RetrainResult, Winner, read_metrics, write_metrics
+from .spaces.space import Architecture
 from .train import FULL, Recipe, train
 
 
@@ -105,7 +106,8 @@ def earlier_run(out: Path, arch, recipe: Recipe) -> tuple[RetrainResult | None, 
         return None, None
     try:
         ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
-        theirs = _plain({"architecture": ckpt["architecture"], "recipe": _recorded(ckpt["recipe"])})
+        theirs = _plain({"architecture": Architecture.from_dict(ckpt["architecture"]).to_dict(),
+                         "recipe": _recorded(ckpt["recipe"])})  # fields added since, at their defaults
     except Exception as e:
         raise UserError(f"{out / 'checkpoint.pt'} is not a retrain's checkpoint ({type(e).__name__}); "
                         "move it away to start over") from None

@@ -99,6 +99,22 @@ print(evaluate(), evaluate(tta=True))
     assert "import nas" not in source and "from nas" not in source and "class Net" in source
 
 
+def test_a_checkpoint_written_before_an_architecture_field_existed_still_resumes(tmp_path):
+    # checkpoint.pt keeps the architecture as a dict; one saved before `stem_whiten` existed must
+    # still be recognised as the same network (the field's default is what the code did before)
+    from nas.retrain import earlier_run
+    winner = searched_winner(tmp_path)
+    recipe = FULL.with_(epochs=3, batch_size=64)
+    old = winner.architecture.to_dict()
+    del old["stem_whiten"]
+    torch.save({"epoch": 1, "model": {}, "optimizer": {}, "recipe": recipe.to_dict(), "architecture": old},
+               tmp_path / "checkpoint.pt")
+    done, ckpt = earlier_run(tmp_path, winner.architecture, recipe)
+    assert done is None and ckpt["epoch"] == 1
+    with pytest.raises(UserError, match="another network"):  # a different network is still refused
+        earlier_run(tmp_path, dataclasses.replace(winner.architecture, stem_whiten=True), recipe)
+
+
 def test_retrain_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     import nas.retrain as retrain_module
     winner = searched_winner(tmp_path, trials=1)
