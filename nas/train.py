@@ -260,7 +260,7 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
     schedule = schedule or Schedule.of(recipe, steps_per_epoch)
     total = schedule.total
     step = start_step if start_step is not None else start_epoch * steps_per_epoch
-    if step == 0:
+    if step == 0 and any(isinstance(m, Whitening) for m in model.modules()):
         fit_whitening(model, train_loader.normalise(train_loader.x[:WHITEN_IMAGES]))
     net, compile_check = model, None
     if execution.device == "cpu" and (execution.autocast or execution.tune_precision):

@@ -7,9 +7,10 @@ weights. The strategy is told the score of the highest rung its candidate reache
 the better score of each later promotion before it proposes again.
 
 With a time limit the search admits a new candidate only while the time left covers its rung-0
-job and the promotions the ladder will owe once it is in (those that can still fit; a rung whose
-job is longer than the time left will never run, so the last minutes go to new candidates); a job that would overrun the limit is
-not started, and one that overruns anyway is stopped at it (and not recorded).
+job and the promotions the ladder will owe once it is in (those that can still fit: a rung whose
+job is longer than the time left will never run, so the last minutes go to new candidates). A job
+that would overrun the limit is not started, and one that overruns anyway is stopped at it (and
+not recorded).
 
 Resuming: trials.jsonl is the strategy's memory. On a restart with the same settings the
 strategy (seeded) proposes the same candidates in the same order; those already in the log are
