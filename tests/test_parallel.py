@@ -20,6 +20,7 @@ from nas.search import STRATEGIES, SearchConfig, run_search
 from nas.search.jobs import Job, Trainer
 from nas.search.rungs import Ladder
 from nas.search.runner import check_settings
+from nas.search import workers as workers_module
 from nas.search.workers import DaskWorkers, worker_settings
 from nas.errors import UserError
 from nas.spaces import load_space
@@ -112,6 +113,19 @@ def test_a_worker_that_dies_costs_at_most_its_job(tmp_path):
     assert (tmp_path / "died").exists()
     assert results[1].ok and results[3].ok  # retried once on a fresh worker, and the others went on
     assert not results[2].ok and "worker died" in results[2].reason
+
+
+def test_a_retry_pinned_to_a_worker_that_has_gone_runs_on_one_that_is_there(tmp_path, monkeypatch):
+    # the worker seen idle when a retry is placed may be dying: Dask would leave the job pending for ever
+    monkeypatch.setattr(workers_module, "ORPHAN_SECONDS", 1)
+    space = load_space(write_space(tmp_path / "small.py"))
+    workers = DaskWorkers(_trainer(tmp_path), tmp_path / "dask", workers=1)
+    try:
+        workers.submit(_job(space, 1), worker="tcp://127.0.0.1:9")  # no worker there
+        result = workers.next_result(timeout=120)
+    finally:
+        workers.close()
+    assert result.job.trial == 1 and result.record.ok
 
 
 def test_workers_listen_on_loopback_only_and_never_import_nni(tmp_path):

@@ -30,6 +30,7 @@ from .jobs import DeadlineReached, Job, JobResult, Trainer, describe_failure
 
 WORKER_RETRIES = 1  # a job whose worker dies is run once more, then recorded as failed
 CONNECT_SECONDS = 10  # waiting for an existing scheduler to answer
+ORPHAN_SECONDS = 10  # a retry still pending this long after its worker went never started: place it again
 
 
 class InProcess:
@@ -119,21 +120,40 @@ class DaskWorkers:
         self.task = run_on_worker
         self.futures: dict = {}  # future -> job
         self.retries: list[Job] = []  # jobs whose worker died, waiting for an idle worker
+        self.pinned: dict = {}  # future of a retry -> the worker it must run on
+        self.orphaned: dict = {}  # future of a retry -> when its worker was first seen gone
         self.deaths: collections.Counter = collections.Counter()  # job key -> workers it saw die
 
     def submit(self, job: Job, worker: str | None = None) -> None:
-        # `worker` is a preference: if that worker has gone by the time the job is placed, any will do
+        """Hand a job to the scheduler; a retry names the one `worker` it must run on."""
         future = self.client.submit(self.task, self.plugin, job, pure=False, workers=worker,
-                                    allow_other_workers=worker is not None,
                                     key=f"trial-{job.trial}-rung-{job.rung}-{os.urandom(4).hex()}")
         self.futures[future] = job
+        if worker is not None:
+            self.pinned[future] = worker
 
     def _place_retries(self) -> None:
-        """Run each job whose worker died on a worker that has nothing to do now."""
-        if not self.retries:
+        """Run each job whose worker died on a worker that has nothing to do now, and only there.
+        A retry whose worker has gone before running it (the worker seen idle may have been dying)
+        is taken back and placed again: Dask would leave it pending for ever. (One that did run
+        and killed its worker is reported as such within ORPHAN_SECONDS.)"""
+        if not self.retries and not self.pinned:
             return
         threads = self.client.nthreads()
-        busy = {worker: len(keys) for worker, keys in self.client.processing().items()}
+        processing = self.client.processing()
+        busy = {worker: len(keys) for worker, keys in processing.items()}
+        for future, worker in list(self.pinned.items()):
+            if future.done():
+                del self.pinned[future]
+                self.orphaned.pop(future, None)
+            elif worker not in threads:
+                gone = self.orphaned.setdefault(future, time.monotonic())
+                if time.monotonic() - gone > ORPHAN_SECONDS:
+                    del self.pinned[future], self.orphaned[future]
+                    future.cancel()
+                    self.retries.insert(0, self.futures.pop(future))
+            elif future.key not in processing.get(worker, ()):  # on its way to the scheduler
+                busy[worker] = busy.get(worker, 0) + 1
         for worker in threads:
             while self.retries and busy.get(worker, 0) < threads[worker]:
                 self.submit(self.retries.pop(0), worker)
@@ -151,7 +171,7 @@ class DaskWorkers:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise DeadlineReached()
-            if self.retries:  # look again for an idle worker at least every second
+            if self.retries or self.pinned:  # look again at the workers at least every second
                 left = 1.0 if left is None else min(left, 1.0)
             try:
                 done = wait(list(self.futures), timeout=left, return_when="FIRST_COMPLETED").done if self.futures else ()
@@ -178,6 +198,8 @@ class DaskWorkers:
             future.cancel()
         self.futures.clear()
         self.retries.clear()
+        self.pinned.clear()
+        self.orphaned.clear()
         if self.cluster is None:  # a cluster of the user's: take the data back off its workers
             with contextlib.suppress(Exception):
                 self.client.unregister_worker_plugin(self.plugin)
