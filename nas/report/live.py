@@ -144,7 +144,8 @@ class SearchView(_View):
                           + (f" | best {100 * best.score:.2f}% (trial {best.trial}, rung {best.rung})" if best else "")
                           + f" | {self._search_info()}")
 
-    def finish(self, log) -> None:
+    def finish(self, log, ended_early: str | None = None) -> None:
+        """`ended_early`: why the strategy stopped proposing while time or trials were left."""
         for task in self.jobs.values():
             self.progress.remove_task(task)
         self.jobs.clear()
@@ -154,6 +155,8 @@ class SearchView(_View):
             self.live = None
         else:
             console.print(leaderboard(log.final(), self.budget))
+        if ended_early:
+            console.print(f"[yellow]the search ended early:[/] {ended_early}")
 
 
 class RetrainView(_View):

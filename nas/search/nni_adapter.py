@@ -12,6 +12,12 @@ thread; the strategy's callbacks run there, inside report(), while the strategy'
 Budget pruning: random, evolution and RL resample when a candidate violates a constraint, so
 over-budget candidates are rejected inside NNI's space. Grid and TPE stop on a violation, so
 for them the objective itself declines over-budget candidates (reported as 0, never trained).
+NNI gives up after 500 rejected draws in a row (random, evolution) or 20 (RL) and ends the
+strategy; where a budget leaves a small share of the space (spaces/resnet.py under 5M params
+and 150M MACs: about 0.2%) that ended a one-hour search after two candidates. A draw costs one
+budget estimate (about 60 us), so ours draw up to SAMPLING_TRIES times. RL's draws are slower
+(each rejected one is a policy update) and its policy can settle where little fits, so where few
+candidates fit RL may still end early (the search says so); evolution is the strategy for that.
 """
 from __future__ import annotations
 
@@ -34,12 +40,15 @@ with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
     from nni.nas.execution.event import FinalMetricEvent, TrainingEndEvent
     from nni.nas.space import BaseModelSpace, ModelStatus, RawFormatModelSpace
     import nni.nas.strategy as strategies
+    from nni.nas.strategy.utils import RetrySamplingHelper
 
 from ..errors import UserError
 from ..spaces.space import candidate_key
 from .strategies import STRATEGIES
 
 _REJECTS_IN_SPACE = {"random", "evolution", "rl"}
+SAMPLING_TRIES = 100_000  # rejected draws in a row before random or evolution gives up (a few seconds)
+RL_SAMPLING_TRIES = 1_000  # RL's: each also updates its policy (reward 0), about 0.1 s a draw
 
 for _name in ("nni", "tianshou"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
@@ -120,10 +129,23 @@ class _SequentialTPE(strategies.TPE):
                 self.tuner._history[key][i] = self.tuner._history[key][i]._replace(loss=-score)
 
 
+class _Random(strategies.Random):
+    _duplicate_retry = SAMPLING_TRIES
+
+
+class _PolicyBasedRL(strategies.PolicyBasedRL):
+    _invalid_patience = RL_SAMPLING_TRIES
+
+
 class _Evolution(strategies.RegularizedEvolution):
     """NNI's regularized evolution, safe with many trials in flight: once the first population is
     proposed it mutates the best of a sample of the population, and NNI's best_parent() calls
-    max([]) while no result has come back yet. Until one has, it proposes a random candidate."""
+    max([]) while no result has come back yet. Until one has, it proposes a random candidate.
+    It draws up to SAMPLING_TRIES times for a candidate within the budget."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._retry_helper = RetrySamplingHelper(SAMPLING_TRIES)
 
     def new_individual(self):
         if not self._population:
@@ -139,7 +161,7 @@ class _Evolution(strategies.RegularizedEvolution):
 
 def _make_strategy(name: str, seed: int, population: int):
     if name == "random":
-        return strategies.Random(dedup=True, seed=seed)
+        return _Random(dedup=True, seed=seed)
     if name == "grid":
         return strategies.GridSearch(shuffle=True, seed=seed)
     if name == "evolution":
@@ -149,7 +171,7 @@ def _make_strategy(name: str, seed: int, population: int):
     if name == "rl":
         import torch
         torch.manual_seed(seed)
-        return strategies.PolicyBasedRL(samples_per_update=max(2, population // 2), reward_for_invalid=0.0)
+        return _PolicyBasedRL(samples_per_update=max(2, population // 2), reward_for_invalid=0.0)
     raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}")
 
 

@@ -195,6 +195,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     running: dict[tuple[int, int], Job] = {}  # (trial, rung) -> the job training now
     unanswered: dict[str, dict] = {}  # candidates trained on rung 0 whose proposal is not answered yet
     told: dict[int, int] = {}  # trial -> the rung whose score the strategy was last told (-1: failed)
+    ended_early: str | None = None  # why proposing stopped before the time or trial count ran out
 
     def snapshot(trial: int, rung: int) -> Path:
         return snapshots / f"trial-{trial}-rung-{rung}.pt"
@@ -214,11 +215,14 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
 
     screen = Prescreen(space, budget, train_split, mean, std, config.prescreen, config.seed) if config.prescreen else None
 
+    fits: dict[str, bool] = {}  # candidate key -> within the budget (strategies draw the same ones again)
+
     def feasible(candidate: dict) -> bool:
-        cost = estimate(space.resolve(candidate))
-        if not budget.fits(cost) or budget.use(cost) < config.min_share:
-            return False
-        return screen is None or screen.keeps(candidate)
+        key = candidate_key(candidate)
+        if key not in fits:
+            cost = estimate(space.resolve(candidate))
+            fits[key] = budget.fits(cost) and budget.use(cost) >= config.min_share
+        return fits[key] and (screen is None or screen.keeps(candidate))
 
     def highest(trial: int, cutoff: int | None) -> TrialRecord | None:
         """The trial's highest-rung result among the first `cutoff` records of the log."""
@@ -259,11 +263,13 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     def propose_next() -> bool:
         """Ask the strategy for a candidate and start it on rung 0, answering at once the ones
         not to train (tried already, or outside the budget); False once nothing more will come."""
-        nonlocal stale
+        nonlocal stale, ended_early
         stale_limit = STALE_PER_TRIAL * (config.max_trials or len(log) + 1) + STALE_MIN
         while stale < stale_limit:
             candidate = proposer.propose()
-            if candidate is None:  # the strategy has nothing more to propose
+            if candidate is None:
+                ended_early = (f"{config.strategy} found no untried candidate within the budget "
+                               f"({sum(fits.values()):,} of the {len(fits):,} it drew fit)")
                 return False
             if log.rungs(candidate):  # replay on resume, or a strategy repeating itself
                 stale += 1
@@ -276,6 +282,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
                 trial = max([r.trial for r in log.records] + [t for t, _ in running], default=0) + 1
                 start_job(trial, 0, candidate)
                 return True
+        ended_early = f"{config.strategy}'s last {stale:,} proposals were all tried already or outside the budget"
         return False
 
     proposing = True
@@ -344,7 +351,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     clock.save()
     best = log.best()
     if view is not None:
-        view.finish(log)
+        view.finish(log, ended_early)
     if best is None:
         reasons = sorted({r.reason for r in log.records if r.reason})
         if len(log):
