@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_search(args) -> int:
     from .budget import parse_budget
-    from .report.console import print_survey
+    from .report.console import print_share_that_fits, print_survey
     from .spaces import load_space
     from .survey import survey
 
@@ -225,6 +225,7 @@ def cmd_search(args) -> int:
     check_settings(config)
     out = args.out or f"runs/{space.name}"
     data = load(args.data)
+    print_share_that_fits(result)
     with SearchView() as view:
         winner = run_search(space, config, data, out, view=view)
     from .report.console import console

@@ -11,6 +11,7 @@ def test_search_then_retrain_through_the_command_line(nas_cli, tmp_path):
                 "--data", data, "--out", out, "--strategy", "random")
     assert r.returncode == 0, r.stderr
     assert "trial 2 rung 0" in r.stdout and "winner:" in r.stdout  # plain progress lines off a terminal
+    assert "fit the budget" in r.stdout and "of the space (counted exactly); " in r.stdout  # before the first trial
     assert len((out / "trials.jsonl").read_text().splitlines()) == 2
     r = nas_cli("retrain", out / "winner.json", "--epochs", "1", "--batch-size", "64",
                 "--weight-decay", "5e-5", "--label-smoothing", "0", "--cutout", "0", "--lookahead", "0.95",

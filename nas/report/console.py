@@ -26,6 +26,13 @@ def _budget_use(cost: Cost, budget: Budget) -> str:
     return f"{100 * budget.use(cost):.1f}%" if (budget.max_params or budget.max_macs) else "-"
 
 
+def print_share_that_fits(s: Survey) -> None:
+    """One line before a search: how much of the space the budget leaves to train."""
+    how = "counted exactly" if s.exact else f"estimated from {s.examined:,} uniform samples"
+    console.print(f"[bold]fit the budget[/] {100 * s.fraction:.2f}% of the space ({how})"
+                  + (f"; {100 * s.eligible:.1f}% of those use {100 * s.min_share:.0f}%+ of it" if s.min_share else ""))
+
+
 def print_survey(space, budget: Budget, s: Survey) -> None:
     console.print(f"[bold]space[/] {space.name}: {len(space.choices)} choices, {s.size:,} candidates"
                   + (f" - {space.description}" if space.description else ""))
