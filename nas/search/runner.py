@@ -6,11 +6,12 @@ successive halving promotes (nas.search.rungs) train on the next rung, going on 
 weights. The strategy is told the score of the highest rung its candidate reached by then, and
 the better score of each later promotion before it proposes again.
 
-With a time limit the search admits a new candidate only while the time left covers its rung-0
-job and the promotions the ladder will owe once it is in (those that can still fit: a rung whose
-job is longer than the time left will never run, so the last minutes go to new candidates). A job
-that would overrun the limit is not started, and one that overruns anyway is stopped at it (and
-not recorded).
+With a time limit, a promotion that is due starts first whenever its job fits in the time left,
+and a new candidate is admitted while its rung-0 job fits. Nothing is held back for promotions
+to come: a promotion becomes due only once the candidates below it have trained, so waiting
+could never make room for it, and time kept back left the end of a search idle (the resnet-5m
+search stopped with 23 of its 60 minutes left). A job that would overrun the limit is not
+started, and one that overruns anyway is stopped at it (and not recorded).
 
 Resuming: trials.jsonl is the strategy's memory. On a restart with the same settings the
 strategy (seeded) proposes the same candidates in the same order; those already in the log are
@@ -20,7 +21,6 @@ and the search carries on from the first candidate it has not tried. No job is t
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,7 +40,7 @@ from ..prescreen import Prescreen
 from ..train import PROXY, Recipe
 from .clock import Clock
 from .jobs import DeadlineReached, Job, Trainer
-from .rungs import Ladder, due_promotions, obligations
+from .rungs import Ladder, due_promotions
 from .trials import TrialLog
 from .workers import open_workers
 
@@ -114,18 +114,11 @@ class Planner:
         first = [r.seconds for r in self.log.records if r.rung == 0]
         return sum(first) / len(first) * self.ladder.relative_cost(rung) if first else None
 
-    def owed_seconds(self, candidates: int, remaining: float = math.inf) -> float:
-        """Seconds of the promotions still to come once `candidates` have trained on rung 0, leaving
-        out rungs whose one job no longer fits in `remaining` seconds: those will never be started,
-        so reserving time for them would only leave the end of the search idle."""
-        done = [sum(1 for r in self.log.records if r.rung == k) for k in range(self.ladder.rungs)]
-        owed = obligations(candidates, self.ladder)
-        total = 0.0
-        for k in range(1, self.ladder.rungs):
-            seconds = self.job_seconds(k) or 0.0
-            if seconds <= remaining:
-                total += max(0, owed[k] - done[k]) * seconds
-        return total
+    def admits_candidate(self, remaining: float) -> bool:
+        """Does a new candidate's rung-0 job fit in `remaining` seconds? (See the module's docstring
+        for why no time is held back for the promotions it may bring.)"""
+        first = self.job_seconds(0)
+        return first is None or first <= remaining
 
 
 def prepare_out(out: Path, identity: dict, command: str = "") -> bool:
@@ -203,15 +196,11 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     def candidates_started() -> int:
         return len(log) + sum(1 for trial, rung in running if rung == 0)
 
-    def admits_another(slots: int) -> bool:
-        """Is there time (and trial count) for one more candidate, with the promotions it brings?"""
-        n = candidates_started()
-        if config.max_trials is not None and n >= config.max_trials:
+    def admits_another() -> bool:
+        """Is there trial count, and time for its rung-0 job, for one more candidate?"""
+        if config.max_trials is not None and candidates_started() >= config.max_trials:
             return False
-        if config.time is None:
-            return True
-        first = planner.job_seconds(0)
-        return first is None or (first + planner.owed_seconds(n + 1, clock.remaining())) / slots <= clock.remaining()
+        return config.time is None or planner.admits_candidate(clock.remaining())
 
     screen = Prescreen(space, budget, train_split, mean, std, config.prescreen, config.seed) if config.prescreen else None
 
@@ -302,7 +291,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
                 answer(candidate)
                 del unanswered[key]
             tell_promotions(None)
-            if not (proposing and admits_another(workers.slots) and propose_next()):
+            if not (proposing and admits_another() and propose_next()):
                 proposing = False
                 return
 
