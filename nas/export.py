@@ -182,6 +182,27 @@ if __name__ == "__main__":
 '''
 
 
+@torch.no_grad()
+def frozen_accuracy(model: torch.nn.Module, x, y, mean, std, tta_shift: int = 0,
+                    batch_size: int = 1000) -> tuple[float, float]:
+    """(accuracy, TTA accuracy) of `model` on uint8 NHWC images `x` and labels `y`, computed as the
+    frozen evaluate.py computes it: on the CPU, in fp32, NCHW, batches of 1,000, images normalised as
+    (x / 255 - MEAN) / STD. This is what result.json claims, so that `python evaluate.py` prints it
+    whatever the training ran in: bf16 logits differ enough from fp32 to move an image or two."""
+    from .train import tta_views
+
+    model = model.to("cpu").eval()
+    mean, std = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+    correct = correct_tta = 0
+    for i in range(0, len(y), batch_size):
+        xb = (torch.from_numpy(x[i:i + batch_size]).permute(0, 3, 1, 2).float() / 255 - mean) / std
+        yb = torch.from_numpy(y[i:i + batch_size]).long()
+        correct += (model(xb).argmax(1) == yb).sum().item()
+        tta = sum(w * model(v) for w, v in tta_views(xb, tta_shift))
+        correct_tta += (tta.argmax(1) == yb).sum().item()
+    return correct / len(y), correct_tta / len(y)
+
+
 def freeze(arch: Architecture, model: torch.nn.Module, out: str | Path, mean, std, data_source: str) -> None:
     out = Path(out)
     write_text(out / "model.py", model_source(arch, mean, std))

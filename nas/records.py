@@ -189,8 +189,10 @@ def _check_space(path: Path, data: dict, arch: Architecture) -> None:
 
 @dataclass(frozen=True)
 class RetrainResult:
-    """result.json: what `nas retrain` made of a winner. Accuracies are on the test split after
-    the final epoch (`best_test_acc` is over all epochs, for information only)."""
+    """result.json: what `nas retrain` made of a winner. The final accuracies are the frozen
+    network's on the test split after the final epoch, scored as its evaluate.py scores it (fp32, on
+    the CPU), so they can differ by an image or two from metrics.csv's last row, which ran in the
+    training's execution (bf16, say). `best_test_acc` is over metrics.csv's epochs, for information only."""
 
     architecture: Architecture
     params: int

@@ -15,7 +15,7 @@ from .budget import estimate
 from .data import Dataset, channel_stats, check_compatible
 from .errors import UserError
 from .execution import Execution, choose, default_batch_size
-from .export import freeze
+from .export import freeze, frozen_accuracy
 from .files import save_torch
 from .records import EpochStats, RetrainResult, Winner, read_metrics, write_metrics
 from .spaces.space import Architecture
@@ -75,11 +75,14 @@ def run_retrain(winner: Winner, data: Dataset, out: str | Path, recipe: Recipe =
     model.to("cpu").eval()
     freeze(arch, model, out, mean, std, data.source)
     plot_curves(history, out)
+    # The claim is the frozen network's, scored as its evaluate.py scores it (fp32 on the CPU), not the
+    # last epoch's evaluation under the training's execution (bf16 moves an image or two).
+    final, final_tta = frozen_accuracy(model, data.test.x, data.test.y, mean, std, recipe.tta_shift)
     last = history[-1]
     result = RetrainResult(
-        architecture=arch, params=cost.params, macs=cost.macs, epochs=recipe.epochs, final_test_acc=last.test_acc,
+        architecture=arch, params=cost.params, macs=cost.macs, epochs=recipe.epochs, final_test_acc=final,
         best_test_acc=max(h.test_acc for h in history if h.test_acc is not None),
-        final_test_acc_tta=last.test_acc_tta, seconds=round(seconds, 1), data=data.source, device=execution.device,
+        final_test_acc_tta=final_tta if last.test_acc_tta is not None else None, seconds=round(seconds, 1), data=data.source, device=execution.device,
         execution=execution.to_dict(), execution_summary=execution.describe(), recipe=recipe.to_dict(),
         space=winner.space, candidate=winner.candidate, proxy_score=winner.proxy_score,
         budget=winner.budget.to_dict(), command=command)
