@@ -1,5 +1,6 @@
 """airbench's recipe tricks on our candidates, measured: the full recipe, with lookahead of the
-weights (--lookahead), and on the same network with a whitened stem (airbench's frozen 2x2
+weights (--lookahead), with airbench's alternating flip (each image's flip drawn once, all mirrored
+every other epoch), and on the same network with a whitened stem (airbench's frozen 2x2
 whitening layer, `Stem(whiten=True)`); each final network's test accuracy plain, with flip-TTA and
 with multi-crop TTA (--tta-shift 1), on the same seeds in one run.
 
@@ -27,18 +28,22 @@ def main():
     p.add_argument("--epochs", type=float, default=10)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--lookahead", type=float, default=0.95)
-    p.add_argument("--variants", default="full,lookahead,whiten",
-                   help="comma-separated, of: full (the full recipe), lookahead, whiten (whitened stem)")
+    p.add_argument("--variants", default="full,lookahead,altflip,whiten",
+                   help="comma-separated, of: full (the full recipe), lookahead, altflip (alternating flip), "
+                        "whiten (whitened stem)")
     args = p.parse_args()
     wanted = args.variants.split(",")
-    if not set(wanted) <= {"full", "lookahead", "whiten"}:
-        p.error(f"--variants: unknown {', '.join(sorted(set(wanted) - {'full', 'lookahead', 'whiten'}))}")
+    known = {"full", "lookahead", "altflip", "whiten"}
+    if not set(wanted) <= known:
+        p.error(f"--variants: unknown {', '.join(sorted(set(wanted) - known))}")
     data = load(args.data)
     mean, std = channel_stats(data.train)
     arch = family_candidate(args.network)
     every = {"full": ("full recipe", arch, FULL.with_(epochs=args.epochs)),
              "lookahead": (f"full recipe + lookahead {args.lookahead:g}", arch,
                            FULL.with_(epochs=args.epochs, lookahead=args.lookahead)),
+             "altflip": ("full recipe, alternating flip", arch,
+                         FULL.with_(epochs=args.epochs, augment=replace(FULL.augment, alternate=True))),
              "whiten": ("full recipe, whitened stem", replace(arch, stem_whiten=True), FULL.with_(epochs=args.epochs))}
     variants = [every[v] for v in wanted]
     rows, runs = [], {name: [] for name, _, _ in variants}

@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--label-smoothing", type=_open_unit, help=f"(default {FULL.label_smoothing:g})")
     r.add_argument("--cutout", type=_non_negative_int,
                    help=f"side of the square cut out of each training image, 0: none (default {FULL.augment.cutout})")
+    r.add_argument("--flip", choices=("random", "alternate"),
+                   help="random: each image mirrored or not, drawn every epoch; alternate: drawn once, then every "
+                        "image mirrored every other epoch (airbench's derandomised flip) "
+                        f"(default {'alternate' if FULL.augment.alternate else 'random'})")
     r.add_argument("--lookahead", type=_open_unit,
                    help="pull the weights toward their slow average every few steps, with this per-step decay at "
                         f"the end (airbench: 0.95; default {FULL.lookahead:g}: off)")
@@ -250,6 +254,8 @@ def cmd_retrain(args) -> int:
                         label_smoothing=args.label_smoothing, lookahead=args.lookahead, tta_shift=args.tta_shift)
     if args.cutout is not None:
         recipe = recipe.with_(augment=replace(recipe.augment, cutout=args.cutout))
+    if args.flip is not None:
+        recipe = recipe.with_(augment=replace(recipe.augment, alternate=args.flip == "alternate"))
     out = args.out or str(Path(args.winner).parent / "retrain")
     data = load(args.data or winner.data)
     with RetrainView() as view:

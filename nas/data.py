@@ -188,6 +188,8 @@ def channel_stats(split: Split) -> tuple[list, list]:
 @dataclass(frozen=True)
 class Augment:
     flip: bool = True
+    alternate: bool = False  # derandomised flip (airbench): each image's flip is drawn once, and every
+    #                          other epoch mirrors them all, so an image is seen both ways in two epochs
     translate: int = 2  # pixels, each way (the border reflected)
     cutout: int = 0  # side of the square cut out (filled with the mean colour); 0: none
 
@@ -210,6 +212,7 @@ class Loader:
         self.batch_size, self.augment, self.shuffle, self.drop_last = batch_size, augment, shuffle, drop_last
         self.channels_last = channels_last
         self.seed, self.epoch = seed, 0
+        self._first_flips = None  # with augment.alternate: each image's flip in even epochs
 
     def __len__(self) -> int:
         n = len(self.y)
@@ -226,7 +229,8 @@ class Loader:
     def batches(self, start: int = 0, stop: int | None = None):
         """Batches start..stop of this epoch's order (the order depends on the seed and the
         epoch only, so training stopped mid-epoch can go on with the same epoch's rest)."""
-        gen = torch.Generator(device="cpu").manual_seed(self.seed * 100_003 + self.epoch)
+        epoch = self.epoch
+        gen = torch.Generator(device="cpu").manual_seed(self.seed * 100_003 + epoch)
         self.epoch += 1
         n = len(self.y)
         order = torch.randperm(n, generator=gen).to(self.device) if self.shuffle else torch.arange(n, device=self.device)
@@ -234,8 +238,18 @@ class Loader:
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x, y = self.x[idx], self.y[idx]
             if self.augment is not None:
-                x = augment(x, self.augment, gen, self.fill)
+                x = augment(x, self.augment, gen, self.fill, flips=self._flips(idx, epoch))
             yield self.normalise(x), y
+
+    def _flips(self, idx: torch.Tensor, epoch: int) -> torch.Tensor | None:
+        """With an alternating flip, which of the images `idx` `epoch` mirrors; else None (drawn
+        independently in augment)."""
+        if self.augment is None or not (self.augment.flip and self.augment.alternate):
+            return None
+        if self._first_flips is None:
+            gen = torch.Generator(device="cpu").manual_seed(self.seed * 100_003 - 1)
+            self._first_flips = (torch.rand(len(self.y), generator=gen) < 0.5).to(self.device)
+        return self._first_flips[idx] ^ (epoch % 2 == 1)
 
 
 def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
@@ -244,15 +258,18 @@ def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
     return torch.where(index > size - 1, 2 * (size - 1) - index, index).clamp(0, size - 1)
 
 
-def augment(x: torch.Tensor, aug: Augment, gen: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
+def augment(x: torch.Tensor, aug: Augment, gen: torch.Generator, fill: torch.Tensor | None = None,
+            flips: torch.Tensor | None = None) -> torch.Tensor:
     """Flip, translate and cut out a batch of NHWC images, each sample drawn independently.
 
     Works on uint8 (or any dtype): a flip is one select, a translation one gather of whole pixels
-    from reflected indices, a cutout one masked fill with `fill` (a colour, default 0)."""
+    from reflected indices, a cutout one masked fill with `fill` (a colour, default 0). `flips`
+    (bool, one per image) says which to mirror instead of drawing it (the alternating flip)."""
     n, h, w, c = x.shape
     dev = x.device
     if aug.flip:
-        flip = (torch.rand(n, generator=gen) < 0.5).to(dev).view(n, 1, 1, 1)
+        drawn = torch.rand(n, generator=gen) < 0.5  # drawn even when given: the rest of the draws stay as they were
+        flip = (drawn.to(dev) if flips is None else flips).view(n, 1, 1, 1)
         x = torch.where(flip, x.flip(2), x)
     if aug.translate:
         r = aug.translate

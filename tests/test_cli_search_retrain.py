@@ -15,14 +15,14 @@ def test_search_then_retrain_through_the_command_line(nas_cli, tmp_path):
     assert len((out / "trials.jsonl").read_text().splitlines()) == 2
     r = nas_cli("retrain", out / "winner.json", "--epochs", "1", "--batch-size", "64",
                 "--weight-decay", "5e-5", "--label-smoothing", "0", "--cutout", "0", "--lookahead", "0.95",
-                "--tta-shift", "1")
+                "--tta-shift", "1", "--flip", "alternate")
     assert r.returncode == 0, r.stderr
     assert "epoch 1/1" in r.stdout and "test accuracy: final" in r.stdout
     result = json.loads((out / "retrain" / "result.json").read_text())
     assert result["epochs"] == 1 and (out / "retrain" / "model.py").exists()
     recipe = result["recipe"]  # the regularisation flags reach the recipe, and the rest keeps its defaults
     assert (recipe["weight_decay"], recipe["label_smoothing"], recipe["augment"]) == \
-        (5e-5, 0, {"flip": True, "translate": 2, "cutout": 0}) and recipe["lr"] == 0.2
+        (5e-5, 0, {"flip": True, "alternate": True, "translate": 2, "cutout": 0}) and recipe["lr"] == 0.2
     assert (recipe["lookahead"], recipe["tta_shift"]) == (0.95, 1)
 
 

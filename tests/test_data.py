@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas.data import Augment, DataError, Loader, augment, channel_stats, holdout, load
+from nas.data import Augment, DataError, Loader, Split, augment, channel_stats, holdout, load
 
 from .synthetic import make_split, write_npz
 
@@ -114,6 +114,31 @@ def test_translate_reflects_at_the_border():
     assert (2.0, 1.0, 0.0, 1.0, 2.0) in rows and (2.0, 3.0, 4.0, 3.0, 2.0) in rows  # shifted by -2 and +2
     assert rows <= {(2.0, 1.0, 0.0, 1.0, 2.0), (1.0, 0.0, 1.0, 2.0, 3.0), (0.0, 1.0, 2.0, 3.0, 4.0),
                     (1.0, 2.0, 3.0, 4.0, 3.0), (2.0, 3.0, 4.0, 3.0, 2.0)}
+
+
+def _mirrored_per_epoch(aug, epochs=2):
+    """For each epoch of a loader with `aug`, {label: mirrored?} of its 64 distinct images."""
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8), np.arange(64, dtype=np.int64))
+    loader = Loader(split, [0.0] * 3, [1 / 255] * 3, batch_size=16, device="cpu", augment=aug, shuffle=True, seed=5)
+    seen = []
+    for _ in range(epochs):
+        mirrored = {}
+        for x, y in loader:
+            for image, label in zip(x.permute(0, 2, 3, 1).round().to(torch.uint8), y.tolist()):
+                original = torch.from_numpy(split.x[label])
+                assert torch.equal(image, original) or torch.equal(image, original.flip(1))
+                mirrored[label] = torch.equal(image, original.flip(1))
+        seen.append(mirrored)
+    return seen
+
+
+def test_the_alternating_flip_shows_each_image_both_ways_in_two_epochs():
+    first, second, third = _mirrored_per_epoch(Augment(flip=True, alternate=True, translate=0), epochs=3)
+    assert 10 < sum(first.values()) < 54  # the first epoch's flips are drawn per image
+    assert all(first[i] != second[i] for i in range(64)) and first == third
+    a, b = _mirrored_per_epoch(Augment(flip=True, translate=0))  # independent draws: some repeat
+    assert any(a[i] == b[i] for i in range(64)) and any(a[i] != b[i] for i in range(64))
 
 
 def test_loader_normalises_and_covers_every_sample_once():
