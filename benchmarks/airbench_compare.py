@@ -4,17 +4,24 @@ test accuracy, beside what airbench94's own code does.
 airbench94's rows are what the speed issue measured for its own code on the offline copy: on an
 H100, 90.66% after 10 epochs; moved to this 2-core CPU in fp32, 158 s per 50k-image epoch (66.1%
 after one epoch). Ours is measured here with the execution the trainer picks for the machine.
-An epoch's seconds include the per-epoch evaluation of the 10,000 test images (plain and flip-TTA)."""
+An epoch's seconds include the per-epoch evaluation of the 10,000 test images (plain and flip-TTA).
+
+The accuracy airbench94.py prints at the end of a run (and returns) is its `tta_level=2`
+evaluation: the image and its mirror, each also shifted one pixel up-left and down-right, half the
+weight to the unshifted pair. Our multi-crop TTA (`tta_shift=1`) is the same evaluation, so that
+column compares like with like; the final-epoch column without TTA is the stricter target."""
 import statistics
 import time
 from dataclasses import replace
+
+import torch
 
 from common import parser, publish, sync, table
 
 from airbench94 import space
 from nas.budget import estimate
-from nas.data import Augment, channel_stats, load
-from nas.train import FULL, train
+from nas.data import Augment, Loader, channel_stats, load
+from nas.train import EVAL_BATCH_SIZE, FULL, evaluate, train
 
 AIRBENCH = {"gpu_accuracy": 0.9066, "cpu_epoch_seconds": 158.0, "cpu_one_epoch_accuracy": 0.661, "epochs": 10}
 
@@ -43,23 +50,29 @@ def main():
         result = train(model, data.train, data.test, recipe, mean, std, device=args.device, seed=args.seed + i,
                        on_epoch=lambda s: print(s, flush=True))
         sync(args.device)
-        runs.append((time.perf_counter() - start, result))
+        seconds = time.perf_counter() - start
+        loader = Loader(data.test, mean, std, EVAL_BATCH_SIZE, torch.device(result.execution.device),
+                        channels_last=result.execution.channels_last)
+        _, _, multi = evaluate(model, loader, result.execution, tta=True, tta_shift=1)
+        runs.append((seconds, result, multi))
     seconds = statistics.median(r[0] for r in runs)
     last = [r[1].history[-1] for r in runs]
     epoch_seconds = statistics.median(statistics.median(h.seconds for h in r[1].history) for r in runs)
     acc, tta = statistics.median(h.test_acc for h in last), statistics.median(h.test_acc_tta for h in last)
+    multi = statistics.median(r[2] for r in runs)
     first = statistics.median(r[1].history[0].test_acc for r in runs)
     result = runs[0][1]
     rows = [["airbench94's own code (CPU, fp32; GPU for accuracy)", "1,972,826", AIRBENCH["epochs"],
              f"{AIRBENCH['cpu_epoch_seconds']:.0f}", f"{100 * AIRBENCH['cpu_one_epoch_accuracy']:.1f}%",
-             f"{100 * AIRBENCH['gpu_accuracy']:.2f}% (H100)", "-"],
+             "-", "-", f"{100 * AIRBENCH['gpu_accuracy']:.2f}% (H100)"],
             ["nas trainer, same network" + (", whitened stem" if args.whiten else ""), f"{estimate(arch).params:,}", args.epochs, f"{epoch_seconds:.0f}",
-             f"{100 * first:.1f}%", f"{100 * acc:.2f}%", f"{100 * tta:.2f}%"]]
+             f"{100 * first:.1f}%", f"{100 * acc:.2f}%", f"{100 * tta:.2f}%", f"{100 * multi:.2f}%"]]
     note = (f"\nnas: {result.execution.describe()}, batch {result.batch_size}; {seconds:.0f} s in all. Targets: an "
             f"epoch in at most {AIRBENCH['cpu_epoch_seconds']:.0f} s and at least 90% test accuracy after 10 epochs "
-            f"(final epoch, no TTA).")
+            f"(final epoch, no TTA; airbench's own 90.66% is its multi-crop TTA number).")
     publish("Trainer against airbench94 on the CPU", table(
-        ["trainer", "params", "epochs", "s/epoch", "acc after epoch 1", "final test acc", "with flip-TTA"], rows)
+        ["trainer", "params", "epochs", "s/epoch", "acc after epoch 1", "final test acc", "with flip-TTA",
+         "with multi-crop TTA (airbench's printed number)"], rows)
         + note, args.docs)
 
 
