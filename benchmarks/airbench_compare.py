@@ -34,6 +34,14 @@ def main():
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--whiten", action="store_true",
                    help="airbench's frozen 2x2 whitening stem in place of our trained 2x2 conv stem")
+    # airbench's optimisation, one knob at a time (the Recipe's fields of the same names)
+    p.add_argument("--momentum", type=float, default=FULL.momentum, help="airbench: 0.85")
+    p.add_argument("--weight-decay", type=float, default=FULL.weight_decay)
+    p.add_argument("--norm-bias-lr", type=float, default=1.0, help="BN biases' lr multiplier (airbench: 64)")
+    p.add_argument("--freeze-norm-weight", action="store_true", help="BN scales stay 1 (airbench)")
+    p.add_argument("--dirac-init", action="store_true", help="partial identity init of the convs (airbench)")
+    p.add_argument("--alternate-flip", action="store_true", help="airbench's derandomised flip")
+    p.add_argument("--lookahead", type=float, default=0.0, help="airbench: 0.95")
     args = p.parse_args()
     data = load(args.data)
     mean, std = channel_stats(data.train)
@@ -41,7 +49,13 @@ def main():
     if args.whiten:
         arch = replace(arch, stem_whiten=True)
     recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, label_smoothing=0.2, warmup=0.1,
-                        augment=Augment(flip=True, translate=2, cutout=0))
+                        augment=Augment(flip=True, alternate=args.alternate_flip, translate=2, cutout=0),
+                        momentum=args.momentum, weight_decay=args.weight_decay, norm_bias_lr=args.norm_bias_lr,
+                        freeze_norm_weight=args.freeze_norm_weight, dirac_init=args.dirac_init,
+                        lookahead=args.lookahead)
+    tricks = [f"{k} {v:g}" if isinstance(v, float) else k for k, v in recipe.to_dict().items()
+              if k in ("momentum", "weight_decay", "norm_bias_lr", "freeze_norm_weight", "dirac_init", "lookahead")
+              and v != FULL.to_dict()[k]] + (["alternate flip"] if args.alternate_flip else [])
     runs = []
     for i in range(args.repeats):
         model = arch.build()
@@ -65,7 +79,8 @@ def main():
     rows = [["airbench94's own code (CPU, fp32; GPU for accuracy)", "1,972,826", AIRBENCH["epochs"],
              f"{AIRBENCH['cpu_epoch_seconds']:.0f}", f"{100 * AIRBENCH['cpu_one_epoch_accuracy']:.1f}%",
              "-", "-", f"{100 * AIRBENCH['gpu_accuracy']:.2f}% (H100)"],
-            ["nas trainer, same network" + (", whitened stem" if args.whiten else ""), f"{estimate(arch).params:,}", args.epochs, f"{epoch_seconds:.0f}",
+            ["nas trainer, same network" + (", whitened stem" if args.whiten else "")
+             + "".join(f", {t}" for t in tricks), f"{estimate(arch).params:,}", args.epochs, f"{epoch_seconds:.0f}",
              f"{100 * first:.1f}%", f"{100 * acc:.2f}%", f"{100 * tta:.2f}%", f"{100 * multi:.2f}%"]]
     note = (f"\nnas: {result.execution.describe()}, batch {result.batch_size}; {seconds:.0f} s in all. Targets: an "
             f"epoch in at most {AIRBENCH['cpu_epoch_seconds']:.0f} s and at least 90% test accuracy after 10 epochs "

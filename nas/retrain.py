@@ -123,7 +123,11 @@ def earlier_run(out: Path, arch, recipe: Recipe) -> tuple[RetrainResult | None, 
 def _recorded(recipe: dict) -> dict:
     """A recipe as recorded, with the fields added since it was written at their defaults (each
     new field's default is what the code did before it)."""
-    return {**Recipe().to_dict(), **recipe}
+    defaults = Recipe().to_dict()
+    merged = {**defaults, **recipe}
+    if isinstance(recipe.get("augment"), dict):  # fields added to Augment since, likewise
+        merged["augment"] = {**defaults["augment"], **recipe["augment"]}
+    return merged
 
 
 def _plain(settings: dict) -> dict:

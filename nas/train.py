@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from . import kernels
 from .data import Augment, Loader, Split
 from .records import EpochStats
-from .spaces.layers import Whitening
+from .spaces.layers import LayerNorm2d, Whitening
 from .execution import COMPILE_MIN_SECONDS, DecisionCache, Execution, choose, default_batch_size
 
 
@@ -30,6 +30,10 @@ class Recipe:
     tta: bool = True  # also report test-time augmentation: logits of each image and its mirror averaged
     tta_shift: int = 0  # with tta, also the mirrored pair shifted by this many pixels both ways (airbench's multi-crop)
     lookahead: float = 0.0  # slow weights' per-step decay at the end of training (airbench: 0.95); 0: off
+    # airbench's optimisation of a BatchNorm network, each off by default until it is shown to help ours:
+    norm_bias_lr: float = 1.0  # learning-rate multiplier of the normalisation layers' biases (airbench: 64)
+    freeze_norm_weight: bool = False  # the normalisation layers' scales stay 1, only their biases train (airbench)
+    dirac_init: bool = False  # a conv with no more inputs than outputs starts as the identity on its first channels
     eval_each_epoch: bool = True  # else only after the last epoch (the proxy needs just its final score)
     time_limit: float | None = None  # seconds; TimeoutError past it
 
@@ -67,16 +71,44 @@ class Diverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def _param_groups(model, weight_decay):
+NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm, torch.nn.LayerNorm, LayerNorm2d)
+
+
+def _param_groups(model, recipe: Recipe):
+    """Conv/linear weights with weight decay; everything else without; with recipe.norm_bias_lr,
+    the normalisation layers' biases in a group of their own whose learning rate is scaled by it
+    (its "lr_scale")."""
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1 and n.endswith("weight")]
-    ids = {id(p) for p in decay}
+    norm_biases = [m.bias for m in model.modules() if isinstance(m, NORMS) and getattr(m, "bias", None) is not None
+                   and m.bias.requires_grad] if recipe.norm_bias_lr != 1 else []
+    ids = {id(p) for p in decay + norm_biases}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if norm_biases:
+        groups.append({"params": norm_biases, "weight_decay": 0.0, "lr_scale": recipe.norm_bias_lr})
+    return groups
+
+
+def freeze_norm_weights(model) -> None:
+    """The normalisation layers' scales stop training (they stay what they are: 1 at the start)."""
+    for m in model.modules():
+        if isinstance(m, NORMS) and getattr(m, "weight", None) is not None:
+            m.weight.requires_grad_(False)
+
+
+@torch.no_grad()
+def dirac_init(model) -> None:
+    """airbench's partial identity initialisation: each ungrouped conv with an odd square kernel and
+    no more inputs than outputs has its first `in_channels` filters set to pass its input through."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.groups == 1 and m.in_channels <= m.out_channels \
+                and m.kernel_size[0] == m.kernel_size[1] and m.kernel_size[0] % 2 == 1:
+            torch.nn.init.dirac_(m.weight[:m.in_channels])
 
 
 def make_optimizer(model, recipe: Recipe, lr: float):
     """The recipe's optimizer at peak learning rate `lr` (the recipe's, scaled to the batch size)."""
-    groups = _param_groups(model, recipe.weight_decay)
+    groups = _param_groups(model, recipe)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, nesterov=True)
     if recipe.optimizer == "adamw":
@@ -253,6 +285,8 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
     train_loader = Loader(train_split, mean, std, batch_size, device, augment=recipe.augment, shuffle=True,
                           seed=seed, drop_last=True, channels_last=execution.channels_last)
     eval_loader = Loader(eval_split, mean, std, EVAL_BATCH_SIZE, device, channels_last=execution.channels_last)
+    if recipe.freeze_norm_weight:
+        freeze_norm_weights(model)
     optimizer = make_optimizer(model, recipe, peak_lr)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
@@ -260,6 +294,8 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
     schedule = schedule or Schedule.of(recipe, steps_per_epoch)
     total = schedule.total
     step = start_step if start_step is not None else start_epoch * steps_per_epoch
+    if step == 0 and recipe.dirac_init:
+        dirac_init(model)
     if step == 0 and any(isinstance(m, Whitening) for m in model.modules()):
         fit_whitening(model, train_loader.normalise(train_loader.x[:WHITEN_IMAGES]))
     net, compile_check = model, None
@@ -303,7 +339,7 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
                 on_snapshot(step, model, optimizer)
             lr = schedule.lr(step, peak_lr)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             t_step = time.perf_counter()
             try:
                 loss, logits = _step(net, optimizer, x, y, recipe, execution.autocast, device_type)

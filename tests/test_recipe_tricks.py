@@ -7,7 +7,7 @@ from torch import nn
 from nas.data import Loader, channel_stats
 from nas.execution import choose
 from nas.retrain import earlier_run
-from nas.train import FULL, Lookahead, Recipe, evaluate, tta_views, train
+from nas.train import FULL, Lookahead, Recipe, dirac_init, evaluate, tta_views, train
 
 from .synthetic import make_dataset
 
@@ -96,9 +96,52 @@ def test_records_written_before_a_recipe_field_existed_still_match_the_same_retr
 
     arch = Space(name="s", stem=Stem(width=8), stages=[Stage(block="conv", width=8, depth=1)],
                  head=Head(pool=1), num_classes=4).resolve({})
-    old = {k: v for k, v in FULL.to_dict().items() if k not in ("lookahead", "tta_shift")}
+    old = {k: v for k, v in FULL.to_dict().items()
+           if k not in ("lookahead", "tta_shift", "norm_bias_lr", "freeze_norm_weight", "dirac_init")}
+    old["augment"] = {k: v for k, v in old["augment"].items() if k != "alternate"}
     save_torch(tmp_path / "checkpoint.pt", {"epoch": 1, "model": {}, "optimizer": {}, "recipe": old,
                                             "architecture": arch.to_dict()})
     done, ckpt = earlier_run(tmp_path, arch, FULL)
     assert done is None and ckpt["epoch"] == 1
     assert Recipe().lookahead == 0 and Recipe().tta_shift == 0  # new fields default to what the code did before
+    assert (Recipe().norm_bias_lr, Recipe().freeze_norm_weight, Recipe().dirac_init) == (1, False, False)
+    assert not Recipe().augment.alternate
+
+
+def _one_step(recipe, data, mean, std):
+    """A small net's weights before and after one training step of `recipe` from the same start."""
+    torch.manual_seed(0)
+    model = small_net()
+    with torch.no_grad():
+        model[1].weight.fill_(1.5)  # a BN scale away from 1, so that a frozen one is seen to stay put
+    before = copy.deepcopy(model.state_dict())
+    execution = choose("cpu").with_(precision="fp32", tune_precision=False, compile="off")
+    train(model, data.train, data.test, recipe, mean, std, execution=execution)
+    return before, model.state_dict()
+
+
+def test_norm_biases_learn_at_their_scaled_rate_and_frozen_norm_scales_stay_put():
+    data = make_dataset(n_train=32, n_test=32)
+    mean, std = channel_stats(data.train)
+    recipe = FULL.with_(epochs=1, batch_size=32, tta=False)  # one step: the same gradients in every run
+    before, plain = _one_step(recipe, data, mean, std)
+    _, scaled = _one_step(recipe.with_(norm_bias_lr=64.0), data, mean, std)
+    moved = plain["1.bias"] - before["1.bias"]
+    assert moved.abs().max() > 0 and torch.allclose(scaled["1.bias"] - before["1.bias"], 64 * moved, rtol=1e-4)
+    for name in ("0.weight", "1.weight", "5.weight", "5.bias"):  # the rest learns as before
+        assert torch.allclose(scaled[name], plain[name])
+    _, frozen = _one_step(recipe.with_(freeze_norm_weight=True), data, mean, std)
+    assert torch.equal(frozen["1.weight"], before["1.weight"]) and not torch.equal(plain["1.weight"], before["1.weight"])
+    assert not torch.equal(frozen["1.bias"], before["1.bias"])
+
+
+def test_dirac_init_makes_each_fitting_conv_pass_its_input_through_on_its_first_channels():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1, bias=False), nn.Conv2d(6, 3, 3, padding=1),
+                          nn.Conv2d(6, 6, 3, padding=1, groups=6))
+    wider, narrower, depthwise = (m.weight.detach().clone() for m in model)
+    dirac_init(model)
+    x = torch.randn(2, 4, 5, 5)
+    assert torch.allclose(model[0](x)[:, :4], x, atol=1e-6)  # the first 4 of 6 filters: the identity
+    assert torch.equal(model[0].weight[4:], wider[4:])  # the others keep their random start
+    assert torch.equal(model[1].weight, narrower) and torch.equal(model[2].weight, depthwise)  # left alone
