@@ -23,6 +23,15 @@ from nas.budget import estimate
 from nas.data import Augment, Loader, channel_stats, load
 from nas.train import EVAL_BATCH_SIZE, FULL, evaluate, train
 
+# airbench94's hyper-parameters (legacy/airbench94.py's `hyp`) in our units. airbench sums its loss over
+# a batch of 1024 and sets SGD's lr to 11.5 / (1024 (1 + 1/(1 - 0.85))): 1.5 for the mean loss at batch
+# 1024, i.e. 0.75 per 512 images; its weight decay, 0.0153 per 1024 images decoupled from the lr, is a
+# decay of 0.002 per step, i.e. 0.00133 x the mean-loss lr of 1.5.
+AIRBENCH_HYP = {"whiten": True, "batch_size": 1024, "lr": 0.75, "momentum": 0.85, "weight_decay": 0.00133,
+                "label_smoothing": 0.2, "norm_bias_lr": 64.0, "freeze_norm_weight": True, "dirac_init": True,
+                "alternate_flip": True, "lookahead": 0.95, "bn_momentum": 0.4, "classifier_scale": 1 / 9,
+                "triangle": True}
+BASE = {"batch_size": None, "lr": 0.2, "label_smoothing": 0.2}  # this benchmark's own defaults
 AIRBENCH = {"gpu_accuracy": 0.9066, "cpu_epoch_seconds": 158.0, "cpu_one_epoch_accuracy": 0.661, "epochs": 10}
 
 
@@ -42,20 +51,35 @@ def main():
     p.add_argument("--dirac-init", action="store_true", help="partial identity init of the convs (airbench)")
     p.add_argument("--alternate-flip", action="store_true", help="airbench's derandomised flip")
     p.add_argument("--lookahead", type=float, default=0.0, help="airbench: 0.95")
+    p.add_argument("--label-smoothing", type=float, default=0.2)
+    p.add_argument("--bn-momentum", type=float, default=FULL.bn_momentum, help="airbench: 0.4 (its 0.6)")
+    p.add_argument("--classifier-scale", type=float, default=1.0, help="airbench: 1/9")
+    p.add_argument("--triangle", action="store_true",
+                   help="airbench's schedule: warm-up from 0.2x over 23%%, then a line down to 0.07x")
+    p.add_argument("--airbench", action="store_true",
+                   help="all of airbench94's settings at once (each in airbench's value, in our units: the "
+                        "mean loss, lr per 512 images): " + ", ".join(f"{k} {v}" for k, v in AIRBENCH_HYP.items()))
+    if p.parse_known_args()[0].airbench:  # airbench's values become the defaults; a flag given still wins
+        p.set_defaults(**AIRBENCH_HYP)
     args = p.parse_args()
     data = load(args.data)
     mean, std = channel_stats(data.train)
     arch = space.resolve({})
     if args.whiten:
         arch = replace(arch, stem_whiten=True)
-    recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, label_smoothing=0.2, warmup=0.1,
+    schedule = dict(warmup=0.23, lr_start=0.2, decay="linear", lr_end=0.07) if args.triangle else dict(warmup=0.1)
+    recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        label_smoothing=args.label_smoothing, **schedule, bn_momentum=args.bn_momentum,
+                        classifier_scale=args.classifier_scale,
                         augment=Augment(flip=True, alternate=args.alternate_flip, translate=2, cutout=0),
                         momentum=args.momentum, weight_decay=args.weight_decay, norm_bias_lr=args.norm_bias_lr,
                         freeze_norm_weight=args.freeze_norm_weight, dirac_init=args.dirac_init,
                         lookahead=args.lookahead)
-    tricks = [f"{k} {v:g}" if isinstance(v, float) else k for k, v in recipe.to_dict().items()
-              if k in ("momentum", "weight_decay", "norm_bias_lr", "freeze_norm_weight", "dirac_init", "lookahead")
-              and v != FULL.to_dict()[k]] + (["alternate flip"] if args.alternate_flip else [])
+    tricks = [k if isinstance(v, bool) else f"{k} {v:g}" for k, v in recipe.to_dict().items()
+              if k in ("batch_size", "lr", "momentum", "weight_decay", "label_smoothing", "norm_bias_lr",
+                       "freeze_norm_weight", "dirac_init", "lookahead", "bn_momentum", "classifier_scale")
+              and v != BASE.get(k, FULL.to_dict()[k])] + (["alternate flip"] if args.alternate_flip else []) \
+        + (["airbench's triangular schedule"] if args.triangle else [])
     runs = []
     for i in range(args.repeats):
         model = arch.build()

@@ -26,6 +26,9 @@ class Recipe:
     weight_decay: float = 5e-4  # on conv/linear weights only
     label_smoothing: float = 0.1
     warmup: float = 0.05  # fraction of training spent warming up linearly, then cosine to zero
+    lr_start: float = 0.0  # the warm-up starts at this fraction of the peak (airbench: 0.2)
+    decay: str = "cosine"  # after the warm-up: cosine | linear (airbench's triangle)
+    lr_end: float = 0.0  # the decay ends at this fraction of the peak (airbench: 0.07)
     augment: Augment = field(default_factory=lambda: Augment(flip=True, translate=2, cutout=8))
     tta: bool = True  # also report test-time augmentation: logits of each image and its mirror averaged
     tta_shift: int = 0  # with tta, also the mirrored pair shifted by this many pixels both ways (airbench's multi-crop)
@@ -34,6 +37,8 @@ class Recipe:
     norm_bias_lr: float = 1.0  # learning-rate multiplier of the normalisation layers' biases (airbench: 64)
     freeze_norm_weight: bool = False  # the normalisation layers' scales stay 1, only their biases train (airbench)
     dirac_init: bool = False  # a conv with no more inputs than outputs starts as the identity on its first channels
+    bn_momentum: float = 0.1  # BatchNorm's running-statistics momentum while training (PyTorch's; airbench: 0.4)
+    classifier_scale: float = 1.0  # train as if the logits were multiplied by this (airbench: 1/9); see classifier_groups
     eval_each_epoch: bool = True  # else only after the last epoch (the proxy needs just its final score)
     time_limit: float | None = None  # seconds; TimeoutError past it
 
@@ -77,16 +82,56 @@ NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm, torch.nn.Lay
 def _param_groups(model, recipe: Recipe):
     """Conv/linear weights with weight decay; everything else without; with recipe.norm_bias_lr,
     the normalisation layers' biases in a group of their own whose learning rate is scaled by it
-    (its "lr_scale")."""
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1 and n.endswith("weight")]
+    (its "lr_scale"); with recipe.classifier_scale, the classifier in groups of its own
+    (`classifier_groups`)."""
+    head = classifier(model) if recipe.classifier_scale != 1 else None
+    held = {id(p) for p in head.parameters()} if head is not None else set()
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1 and n.endswith("weight")
+             and id(p) not in held]
     norm_biases = [m.bias for m in model.modules() if isinstance(m, NORMS) and getattr(m, "bias", None) is not None
                    and m.bias.requires_grad] if recipe.norm_bias_lr != 1 else []
-    ids = {id(p) for p in decay + norm_biases}
+    ids = {id(p) for p in decay + norm_biases} | held
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
     groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": rest, "weight_decay": 0.0}]
     if norm_biases:
         groups.append({"params": norm_biases, "weight_decay": 0.0, "lr_scale": recipe.norm_bias_lr})
+    if head is not None:
+        groups += classifier_groups(head, recipe.classifier_scale, recipe.weight_decay)
     return groups
+
+
+def classifier(model) -> torch.nn.Linear:
+    """The layer that makes the logits: the last linear layer."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if not layers:
+        raise ValueError("classifier_scale needs a network whose logits come from a linear layer")
+    return layers[-1]
+
+
+def classifier_groups(layer: torch.nn.Linear, scale: float, weight_decay: float) -> list[dict]:
+    """airbench multiplies its logits by a constant s (1/9). Under SGD (momentum, Nesterov and
+    weight decay included), a linear layer whose output is multiplied by s trains step for step
+    as a plain linear layer that starts at s x its weights (`scale_classifier`) and learns at s^2
+    times the learning rate with weight decay / s^2 (the same decay per step): so the trick needs
+    no layer in the network, and the exported model stays plain."""
+    weight = {"params": [layer.weight], "weight_decay": weight_decay / scale ** 2, "lr_scale": scale ** 2}
+    bias = [{"params": [layer.bias], "weight_decay": 0.0, "lr_scale": scale ** 2}] if layer.bias is not None else []
+    return [weight, *bias]
+
+
+@torch.no_grad()
+def scale_classifier(model, scale: float) -> None:
+    """The start of `classifier_groups`' equivalence: the classifier's weights times `scale`."""
+    layer = classifier(model)
+    layer.weight.mul_(scale)
+    if layer.bias is not None:
+        layer.bias.mul_(scale)
+
+
+def set_bn_momentum(model, momentum: float) -> None:
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
 
 
 def freeze_norm_weights(model) -> None:
@@ -118,30 +163,36 @@ def make_optimizer(model, recipe: Recipe, lr: float):
 
 @dataclass(frozen=True)
 class Schedule:
-    """The learning rate over `total` steps: a linear warm-up to the peak over `warm` steps, the
-    peak held until `decay_from`, then a cosine to zero at `total`.
+    """The learning rate over `total` steps: a linear warm-up from `start` x the peak to the peak
+    over `warm` steps, the peak held until `decay_from`, then a cosine (or a straight line) down to
+    `end` x the peak at `total`.
 
-    A recipe's own schedule decays from the end of its warm-up (warm-up, then cosine). A rung of
-    the search's ladder holds the peak until its last stretch (warmup-stable-decay), so the next
-    rung can go on from the weights saved where the decay began instead of starting again."""
+    A recipe's own schedule decays from the end of its warm-up (warm-up, then cosine; airbench's
+    triangle is warm-up from 0.2, then a line to 0.07). A rung of the search's ladder holds the
+    peak until its last stretch (warmup-stable-decay), so the next rung can go on from the weights
+    saved where the decay began instead of starting again."""
 
     total: int
     warm: int
     decay_from: int
+    start: float = 0.0
+    end: float = 0.0
+    shape: str = "cosine"  # cosine | linear
 
     @classmethod
     def of(cls, recipe: Recipe, steps_per_epoch: int) -> "Schedule":
         total = steps_for(recipe.epochs, steps_per_epoch)
         warm = max(1, int(recipe.warmup * total))
-        return cls(total, warm, warm)
+        return cls(total, warm, warm, recipe.lr_start, recipe.lr_end, recipe.decay)
 
     def lr(self, step: int, peak: float) -> float:
         if step < self.warm:
-            return peak * (step + 1) / self.warm
+            return peak * (self.start + (1 - self.start) * (step + 1) / self.warm)
         if step < self.decay_from:
             return peak
         progress = (step - self.decay_from) / max(1, self.total - self.decay_from)
-        return peak * 0.5 * (1 + math.cos(math.pi * progress))
+        left = 1 - progress if self.shape == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
+        return peak * (self.end + (1 - self.end) * left)
 
 
 def steps_for(epochs: float, steps_per_epoch: int) -> int:
@@ -296,6 +347,9 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
     step = start_step if start_step is not None else start_epoch * steps_per_epoch
     if step == 0 and recipe.dirac_init:
         dirac_init(model)
+    if step == 0 and recipe.classifier_scale != 1:
+        scale_classifier(model, recipe.classifier_scale)
+    set_bn_momentum(model, recipe.bn_momentum)
     if step == 0 and any(isinstance(m, Whitening) for m in model.modules()):
         fit_whitening(model, train_loader.normalise(train_loader.x[:WHITEN_IMAGES]))
     net, compile_check = model, None

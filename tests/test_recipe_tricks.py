@@ -7,7 +7,7 @@ from torch import nn
 from nas.data import Loader, channel_stats
 from nas.execution import choose
 from nas.retrain import earlier_run
-from nas.train import FULL, Lookahead, Recipe, dirac_init, evaluate, tta_views, train
+from nas.train import FULL, Lookahead, Recipe, Schedule, dirac_init, evaluate, tta_views, train
 
 from .synthetic import make_dataset
 
@@ -97,7 +97,8 @@ def test_records_written_before_a_recipe_field_existed_still_match_the_same_retr
     arch = Space(name="s", stem=Stem(width=8), stages=[Stage(block="conv", width=8, depth=1)],
                  head=Head(pool=1), num_classes=4).resolve({})
     old = {k: v for k, v in FULL.to_dict().items()
-           if k not in ("lookahead", "tta_shift", "norm_bias_lr", "freeze_norm_weight", "dirac_init")}
+           if k not in ("lookahead", "tta_shift", "norm_bias_lr", "freeze_norm_weight", "dirac_init", "lr_start",
+                        "decay", "lr_end", "bn_momentum", "classifier_scale")}
     old["augment"] = {k: v for k, v in old["augment"].items() if k != "alternate"}
     save_torch(tmp_path / "checkpoint.pt", {"epoch": 1, "model": {}, "optimizer": {}, "recipe": old,
                                             "architecture": arch.to_dict()})
@@ -106,6 +107,8 @@ def test_records_written_before_a_recipe_field_existed_still_match_the_same_retr
     assert Recipe().lookahead == 0 and Recipe().tta_shift == 0  # new fields default to what the code did before
     assert (Recipe().norm_bias_lr, Recipe().freeze_norm_weight, Recipe().dirac_init) == (1, False, False)
     assert not Recipe().augment.alternate
+    assert (Recipe().lr_start, Recipe().decay, Recipe().lr_end) == (0, "cosine", 0)
+    assert (Recipe().bn_momentum, Recipe().classifier_scale) == (0.1, 1)
 
 
 def _one_step(recipe, data, mean, std):
@@ -145,3 +148,61 @@ def test_dirac_init_makes_each_fitting_conv_pass_its_input_through_on_its_first_
     assert torch.allclose(model[0](x)[:, :4], x, atol=1e-6)  # the first 4 of 6 filters: the identity
     assert torch.equal(model[0].weight[4:], wider[4:])  # the others keep their random start
     assert torch.equal(model[1].weight, narrower) and torch.equal(model[2].weight, depthwise)  # left alone
+
+
+def test_airbench_triangle_warms_up_from_a_fraction_of_the_peak_and_falls_in_a_line_to_its_end():
+    recipe = FULL.with_(epochs=10, warmup=0.2, lr_start=0.2, decay="linear", lr_end=0.07)
+    schedule = Schedule.of(recipe, steps_per_epoch=10)  # 100 steps, 20 of warm-up
+    lrs = [schedule.lr(step, 1.0) for step in range(100)]
+    assert abs(lrs[0] - (0.2 + 0.8 / 20)) < 1e-9 and lrs[19] == 1.0
+    falls = [a - b for a, b in zip(lrs[20:], lrs[21:])]
+    assert all(abs(f - falls[0]) < 1e-9 for f in falls) and falls[0] > 0  # a straight line down
+    assert abs(schedule.lr(100, 1.0) - 0.07) < 1e-9
+    cosine = Schedule.of(FULL.with_(epochs=10, warmup=0.2), 10)  # the default is unchanged
+    assert cosine.lr(0, 1.0) == 1 / 20 and abs(cosine.lr(60, 1.0) - 0.5) < 1e-9 and cosine.lr(100, 1.0) == 0
+
+
+class _Scaled(nn.Module):
+    """small_net with its logits multiplied by a constant: airbench's head."""
+
+    def __init__(self, net, scale):
+        super().__init__()
+        self.net, self.scale = net, scale
+
+    def forward(self, x):
+        return self.net(x) * self.scale
+
+
+def test_classifier_scale_trains_exactly_as_a_network_whose_logits_are_multiplied_by_it():
+    data = make_dataset(n_train=96, n_test=32)
+    mean, std = channel_stats(data.train)
+    execution = choose("cpu").with_(precision="fp32", tune_precision=False, compile="off")
+    recipe = FULL.with_(epochs=2, batch_size=32, tta=False, weight_decay=5e-3)  # 6 steps: momentum and decay act
+    torch.manual_seed(0)
+    start = small_net()
+    scaled = _Scaled(copy.deepcopy(start), 1 / 9)
+    ours = copy.deepcopy(start)
+    train(scaled, data.train, data.test, recipe, mean, std, execution=execution)
+    train(ours, data.train, data.test, recipe.with_(classifier_scale=1 / 9), mean, std, execution=execution)
+    x = torch.randn(8, 3, 32, 32)
+    scaled.eval(), ours.eval()
+    assert torch.allclose(scaled(x), ours(x), atol=1e-5)  # the same network, step for step
+    plain = copy.deepcopy(start)
+    train(plain, data.train, data.test, recipe, mean, std, execution=execution)
+    plain.eval()
+    assert not torch.allclose(plain(x), ours(x), atol=1e-3)
+
+
+def test_bn_momentum_sets_how_fast_the_running_statistics_follow_the_batches():
+    data = make_dataset(n_train=32, n_test=32)
+    mean, std = channel_stats(data.train)
+    execution = choose("cpu").with_(precision="fp32", tune_precision=False, compile="off")
+    means = []
+    for momentum in (0.1, 0.4):
+        torch.manual_seed(0)
+        model = small_net()
+        train(model, data.train, data.test, FULL.with_(epochs=1, batch_size=32, tta=False, bn_momentum=momentum),
+              mean, std, execution=execution)
+        assert model[1].momentum == momentum
+        means.append(model[1].running_mean.clone())
+    assert torch.allclose(means[1], 4 * means[0], rtol=1e-3)  # one step from zero: momentum x the batch mean
