@@ -21,15 +21,15 @@ from common import parser, publish, sync, table
 from airbench94 import space
 from nas.budget import estimate
 from nas.data import Augment, Loader, channel_stats, load
-from nas.train import EVAL_BATCH_SIZE, FULL, evaluate, train
+from nas.train import AIRBENCH as AIRBENCH_RECIPE, EVAL_BATCH_SIZE, FULL, evaluate, train
 
-# airbench94's hyper-parameters (legacy/airbench94.py's `hyp`) in our units. airbench sums its loss over
-# a batch of 1024 and sets SGD's lr to 11.5 / (1024 (1 + 1/(1 - 0.85))): 1.5 for the mean loss at batch
-# 1024, i.e. 0.75 per 512 images; its weight decay, 0.0153 per 1024 images decoupled from the lr, is a
-# decay of 0.002 per step, i.e. 0.00133 x the mean-loss lr of 1.5.
-AIRBENCH_HYP = {"whiten": True, "batch_size": 1024, "lr": 0.75, "momentum": 0.85, "weight_decay": 0.00133,
-                "label_smoothing": 0.2, "norm_bias_lr": 64.0, "freeze_norm_weight": True, "dirac_init": True,
-                "alternate_flip": True, "lookahead": 0.95, "bn_momentum": 0.4, "classifier_scale": 1 / 9,
+# airbench94's hyper-parameters in our units, from nas.train.AIRBENCH (where the conversion is explained)
+AIRBENCH_HYP = {"whiten": True, "batch_size": AIRBENCH_RECIPE.batch_size, "lr": AIRBENCH_RECIPE.lr,
+                "momentum": AIRBENCH_RECIPE.momentum, "weight_decay": AIRBENCH_RECIPE.weight_decay,
+                "label_smoothing": AIRBENCH_RECIPE.label_smoothing, "norm_bias_lr": AIRBENCH_RECIPE.norm_bias_lr,
+                "freeze_norm_weight": AIRBENCH_RECIPE.freeze_norm_weight, "dirac_init": AIRBENCH_RECIPE.dirac_init,
+                "alternate_flip": AIRBENCH_RECIPE.augment.alternate, "lookahead": AIRBENCH_RECIPE.lookahead,
+                "bn_momentum": AIRBENCH_RECIPE.bn_momentum, "classifier_scale": AIRBENCH_RECIPE.classifier_scale,
                 "triangle": True}
 BASE = {"batch_size": None, "lr": 0.2, "label_smoothing": 0.2}  # this benchmark's own defaults
 AIRBENCH = {"gpu_accuracy": 0.9066, "cpu_epoch_seconds": 158.0, "cpu_one_epoch_accuracy": 0.661, "epochs": 10}
@@ -67,7 +67,8 @@ def main():
     arch = space.resolve({})
     if args.whiten:
         arch = replace(arch, stem_whiten=True)
-    schedule = dict(warmup=0.23, lr_start=0.2, decay="linear", lr_end=0.07) if args.triangle else dict(warmup=0.1)
+    schedule = dict(warmup=AIRBENCH_RECIPE.warmup, lr_start=AIRBENCH_RECIPE.lr_start, decay=AIRBENCH_RECIPE.decay,
+                    lr_end=AIRBENCH_RECIPE.lr_end) if args.triangle else dict(warmup=0.1)
     recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                         label_smoothing=args.label_smoothing, **schedule, bn_momentum=args.bn_momentum,
                         classifier_scale=args.classifier_scale,

@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     from dataclasses import fields
 
     from .search.runner import DEFAULT_TRIALS, SearchConfig
-    from .train import FULL, PROXY
+    from .train import AIRBENCH, FULL, PROXY, RECIPES
 
     search_default = {f.name: f.default for f in fields(SearchConfig)}
     parser = _Parser(prog="nas", description="Budget-aware neural architecture search for PyTorch.")
@@ -154,7 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("retrain", help="train a search's winner fully and freeze it as code")
     r.add_argument("winner", help="winner.json written by nas search")
-    r.add_argument("--epochs", type=_positive_int, help=f"epochs (default {FULL.epochs})")
+    r.add_argument("--recipe", choices=sorted(RECIPES), default="full",
+                   help="full: SGD-Nesterov, warm-up then cosine, flip + translate + cutout (the default); airbench: "
+                        "airbench94's optimisation (batch 1024, its triangular schedule, lookahead, BN biases at 64x "
+                        "the lr, frozen BN scales, identity-initialised convs, alternating flip; 10 epochs). The "
+                        "flags below change either")
+    r.add_argument("--epochs", type=_positive_int, help=f"epochs (default {FULL.epochs}; airbench {AIRBENCH.epochs})")
     r.add_argument("--batch-size", type=_positive_int, help="batch size (default 256 on a CPU, 512 on a GPU)")
     r.add_argument("--lr", type=_positive_float, help="peak learning rate at batch 512, scaled linearly with the "
                    f"batch size (default {FULL.lr})")
@@ -246,12 +251,13 @@ def cmd_retrain(args) -> int:
     from .report.live import RetrainView
     from .records import Winner
     from .retrain import run_retrain
-    from .train import FULL
+    from .train import RECIPES
 
     execution = _execution(args)
     winner = Winner.load(args.winner)
-    recipe = FULL.with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                        label_smoothing=args.label_smoothing, lookahead=args.lookahead, tta_shift=args.tta_shift)
+    recipe = RECIPES[args.recipe].with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                                        lookahead=args.lookahead, tta_shift=args.tta_shift)
     if args.cutout is not None:
         recipe = recipe.with_(augment=replace(recipe.augment, cutout=args.cutout))
     if args.flip is not None:

@@ -24,6 +24,12 @@ def test_search_then_retrain_through_the_command_line(nas_cli, tmp_path):
     assert (recipe["weight_decay"], recipe["label_smoothing"], recipe["augment"]) == \
         (5e-5, 0, {"flip": True, "alternate": True, "translate": 2, "cutout": 0}) and recipe["lr"] == 0.2
     assert (recipe["lookahead"], recipe["tta_shift"]) == (0.95, 1)
+    r = nas_cli("retrain", out / "winner.json", "--recipe", "airbench", "--epochs", "1", "--batch-size", "64",
+                "--out", out / "airbench")
+    assert r.returncode == 0, r.stderr
+    recipe = json.loads((out / "airbench" / "result.json").read_text())["recipe"]  # airbench's, but for the flags
+    assert (recipe["momentum"], recipe["decay"], recipe["norm_bias_lr"], recipe["freeze_norm_weight"]) == \
+        (0.85, "linear", 64.0, True) and (recipe["batch_size"], recipe["epochs"]) == (64, 1)
 
 
 def test_unknown_strategy(nas_cli, tmp_path):

@@ -113,3 +113,26 @@ def test_a_timed_decision_is_remembered_for_the_same_network(monkeypatch, tmp_pa
     second = train(tiny_space().build({}), data.train, data.test, PROXY.with_(epochs=1, batch_size=32), mean, std,
                    execution=ex.choose("cpu"))
     assert second.execution.precision == "fp32" and calls == [False]  # not timed again
+
+
+def test_compile_is_kept_only_when_its_steps_in_the_training_loop_beat_the_eager_ones(monkeypatch):
+    import torch
+
+    from nas.train import COMPILE_WARMUP_STEPS, CompileCheck
+
+    compiled_net = torch.nn.Identity()
+    monkeypatch.setattr(torch, "compile", lambda model: compiled_net)
+    model = torch.nn.Linear(2, 2)
+
+    def decide(eager_seconds, compiled_seconds):
+        check = CompileCheck(model)
+        for s in [5.0] + [eager_seconds] * CompileCheck.CHECK_STEPS:  # the first eager step is a warm-up
+            assert check.net() is model and check.record(s) is None
+        assert check.net() is compiled_net
+        for s in [60.0] * COMPILE_WARMUP_STEPS + [compiled_seconds] * (CompileCheck.CHECK_STEPS - 1):
+            assert check.record(s) is None  # compiling, then timed
+        return check.record(compiled_seconds), check.net()
+
+    assert decide(1.0, 0.5) == ("on", compiled_net)
+    assert decide(1.0, 0.95) == ("off", model)  # under 10% faster: not worth it
+    assert decide(1.0, 1.3) == ("off", model)
