@@ -163,3 +163,20 @@ def test_resolve_writes_every_knob_with_its_default():
     space = Space("t", Stem(8), [Stage("mixer", 16, kernel=7)], act="relu")
     knobs = space.resolve({}).stages[0].knobs
     assert knobs == {"kernel": 7, "expansion": 2, "act": "relu", "layer_scale": 0.1}
+
+
+def test_the_gated_blocks_channels_last_mix_is_the_same_sum_as_its_einsum():
+    import torch
+
+    from nas.spaces.gated import GatedKConvBlock
+
+    torch.manual_seed(0)
+    for k in (2, 3):
+        block = GatedKConvBlock(6, 5, k=k, gate="softmax", gate_hidden=4, residual=True).eval()
+        x = torch.randn(3, 6, 7, 7)
+        y = block.convs(x)
+        a = block.gate(x)
+        fast = block.mix(a, y.contiguous(memory_format=torch.channels_last))
+        assert fast.is_contiguous(memory_format=torch.channels_last)  # the layout is kept
+        assert torch.allclose(fast, block.mix(a, y), atol=1e-6)
+        assert torch.allclose(block(x.contiguous(memory_format=torch.channels_last)), block(x), atol=1e-5)

