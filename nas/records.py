@@ -217,6 +217,11 @@ class RetrainResult:
     def summary(self) -> str:
         return self.architecture.summary()
 
+    @property
+    def tta_name(self) -> str:
+        """What final_test_acc_tta averaged: the mirrored pair, or also its shifted crops."""
+        return "multi-crop TTA" if self.recipe.get("tta_shift") else "flip-TTA"
+
     def to_dict(self) -> dict:
         d = {"format": WINNER_FORMAT, "summary": self.summary}
         d.update({f.name: getattr(self, f.name) for f in fields(self)})

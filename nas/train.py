@@ -31,7 +31,7 @@ class Recipe:
     decay: str = "cosine"  # after the warm-up: cosine | linear (airbench's triangle)
     lr_end: float = 0.0  # the decay ends at this fraction of the peak (airbench: 0.07)
     augment: Augment = field(default_factory=lambda: Augment(flip=True, translate=2, cutout=8))
-    tta: bool = True  # also report test-time augmentation: logits of each image and its mirror averaged
+    tta: bool = True  # also score test-time augmentation after the last epoch: each image's and its mirror's logits averaged
     tta_shift: int = 0  # with tta, also the mirrored pair shifted by this many pixels both ways (airbench's multi-crop)
     lookahead: float = 0.0  # slow weights' per-step decay at the end of training (airbench: 0.95); 0: off
     # airbench's optimisation of a BatchNorm network, each off by default until it is shown to help ours:
@@ -481,7 +481,9 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
             raise Diverged(f"loss is {train_loss} in epoch {epoch + 1}")
         test_loss = test_acc = tta = None
         if recipe.eval_each_epoch or step == total:
-            test_loss, test_acc, tta = evaluate(model, eval_loader, execution, tta=recipe.tta, tta_shift=recipe.tta_shift)
+            # TTA costs a forward pass per view: only the final epoch's is reported, the curves are plain
+            test_loss, test_acc, tta = evaluate(model, eval_loader, execution, tta=recipe.tta and step == total,
+                                                tta_shift=recipe.tta_shift)
         stats = EpochStats(epoch + 1, train_loss, correct.item() / max(1, seen), test_loss, test_acc, tta,
                            lr, time.perf_counter() - t0)
         history.append(stats)

@@ -45,6 +45,16 @@ def test_evaluation_with_shifted_views_differs_from_mirror_only():
     assert tta == tta_again and 0 <= tta <= 1
 
 
+def test_tta_is_scored_after_the_last_epoch_only_and_every_epoch_keeps_its_plain_test_accuracy():
+    data = make_dataset(n_train=64, n_test=32)
+    mean, std = channel_stats(data.train)
+    execution = choose("cpu").with_(precision="fp32", tune_precision=False, compile="off")
+    result = train(small_net(), data.train, data.test, FULL.with_(epochs=3, batch_size=32, tta_shift=1), mean, std,
+                   execution=execution)
+    assert [s.test_acc_tta is None for s in result.history] == [True, True, False]
+    assert all(s.test_acc is not None for s in result.history)
+
+
 def test_a_pull_moves_the_slow_weights_by_the_decay_then_sets_the_trained_weights_to_them():
     torch.manual_seed(0)
     model = small_net()

@@ -189,7 +189,7 @@ def _retrain_blocks(folder: Path, result: RetrainResult, images: Path) -> list[B
     recipe = result.recipe
     rows = [["final test accuracy", _pct(result.final_test_acc)],
             ["best test accuracy (any epoch)", _pct(result.best_test_acc)],
-            ["final test accuracy, flip-TTA", _pct(result.final_test_acc_tta)],
+            [f"final test accuracy, {result.tta_name}", _pct(result.final_test_acc_tta)],
             ["proxy accuracy in the search", _pct(result.proxy_score)],
             ["epochs", result.epochs], ["training time", f"{result.seconds:.0f} s on {result.execution_summary}"],
             ["data", result.data]]

@@ -197,6 +197,6 @@ class RetrainView(_View):
             f"{result.summary}\n"
             f"params {result.params:,}   MACs {human(result.macs)}\n"
             f"test accuracy: final {100 * result.final_test_acc:.2f}%, best {100 * result.best_test_acc:.2f}%"
-            + (f", final with flip-TTA {100 * tta:.2f}%" if tta is not None else "") + "\n"
+            + (f", final with {result.tta_name} {100 * tta:.2f}%" if tta is not None else "") + "\n"
             f"{result.epochs} epochs in {result.seconds:.0f}s on {result.execution_summary} ({result.data})",
             title="retrained"))
