@@ -230,7 +230,8 @@ def cmd_search(args) -> int:
                           time=args.time, rungs=args.rungs, eta=args.eta, min_share=args.min_share, recipe=recipe,
                           seed=args.seed, val_fraction=args.val_fraction, data_fraction=args.data_fraction,
                           data_source=args.data, device=args.device, execution=execution, prescreen=args.prescreen,
-                          workers=args.workers, scheduler=args.scheduler, command=args.command_line)
+                          workers=args.workers, scheduler=args.scheduler, command=args.command_line,
+                          started=args.started)
     check_settings(config)
     out = args.out or f"runs/{space.name}"
     data = load(args.data)
@@ -301,10 +302,13 @@ def cmd_report(args) -> int:
 
 def main(argv=None) -> int:
     import shlex
+    import time
 
+    started = time.monotonic()  # a search's --time counts from here: loading the data is part of it
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.command_line = "nas " + shlex.join(map(str, argv))
+    args.started = started
     _keep_caches_together()
     try:
         return {"search": cmd_search, "retrain": cmd_retrain, "show": cmd_show,

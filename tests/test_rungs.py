@@ -147,6 +147,15 @@ def test_time_stops_the_search_within_its_budget_plus_one_job(tmp_path):
     assert _jobs(tmp_path / "run") == jobs and again.candidate == winner.candidate
 
 
+def test_the_time_spent_before_the_search_began_counts_against_it(tmp_path):
+    space_file = write_space(tmp_path / "small.py")
+    config = SearchConfig(str(space_file), Budget(6000), strategy="random", trials=1, rungs=1, recipe=RECIPE,
+                          started=time.monotonic() - 100)  # as if the command had read its data for 100 s
+    winner = run_search(load_space(space_file), config, make_dataset(256), tmp_path / "run")
+    assert 100 <= winner.search_seconds < 200
+    assert json.loads((tmp_path / "run" / "clock.json").read_text())["elapsed"] >= 100
+
+
 def test_the_end_of_a_timed_search_goes_to_new_candidates_not_to_promotions_that_cannot_come():
     # the resnet-5m search: 15 candidates on rung 0 (~92 s each), 3 promoted to rung 1 (~267 s),
     # 1,410 s left. A 16th candidate would bring a rung-1 and a rung-2 job (about 1,180 s); the

@@ -34,7 +34,10 @@ def parse_duration(text: str) -> float:
 
 
 class Clock:
-    def __init__(self, path: Path, limit: float | None):
+    """`started`: the time.monotonic() reading this run's time counts from (default: now); the
+    command passes its own start, so reading the data and surveying the space count too."""
+
+    def __init__(self, path: Path, limit: float | None, started: float | None = None):
         self.path, self.limit = Path(path), limit
         self.before = 0.0  # seconds used by earlier runs of this search
         if self.path.exists():
@@ -42,8 +45,8 @@ class Clock:
                 self.before = float(json.loads(self.path.read_text())["elapsed"])
             except (ValueError, KeyError, TypeError):
                 pass  # a damaged clock: count from zero rather than refuse the run
-        self.started = time.monotonic()
-        self.saved = self.started
+        self.started = time.monotonic() if started is None else started
+        self.saved = time.monotonic()
 
     def elapsed(self) -> float:
         return self.before + time.monotonic() - self.started

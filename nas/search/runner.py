@@ -75,6 +75,7 @@ class SearchConfig:
     workers: int = 1  # jobs at once, each in a Dask worker process of a local cluster where more than 1
     scheduler: str | None = None  # or on the Dask cluster whose scheduler is here (tcp://HOST:PORT)
     command: str = ""  # the command line that started it, for the report
+    started: float | None = None  # time.monotonic() when the command began: its start-up counts against `time`
 
     @property
     def ladder(self) -> Ladder:
@@ -179,7 +180,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     identity = config.identity(space)
     prepare_out(out, identity, config.command)
     log = TrialLog(out / "trials.jsonl", repair=True)
-    clock = Clock(out / "clock.json", config.time)
+    clock = Clock(out / "clock.json", config.time, started=config.started)
     budget, ladder = config.budget, config.ladder
     trainer = Trainer(train_split, val_split, config.recipe, ladder, mean, std, execution, config.data_fraction)
     snapshots = out / "snapshots"  # where each rung leaves the weights the next one goes on from
