@@ -8,12 +8,20 @@ block diagonal of a grouped conv's weight gradient with BLOCK channels per group
 computes as small dense products: BLOCK times the arithmetic, 2.4-4.2x less time in bf16, the
 same in fp32, so the trainer uses it in bf16 only (benchmarks/depthwise_grad.py). Exact: each
 diagonal entry is the same sum.
+
+The token-mixer's MixConv (depthwise groups of 3x3, 5x5, 7x7 kernels on a split of the channels,
+then a cat) runs as one depthwise conv whose kernel is each group's kernel zero-padded to the
+largest, centred: the same sums, no split or cat of the activations, and a channel count the
+block trick takes (the groups alone have 5, 10, 21 channels). More multiply-adds by zero in the
+forward pass, less time in the step (a 50k mixer network: 1.3x in bf16, about the same in fp32).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .spaces.mixer import MixerBlock
 
 BLOCK = 8  # channels per dense group when computing a depthwise weight gradient
 MIN_KERNEL = 5  # oneDNN's own 3x3 depthwise weight gradient is fast enough
@@ -59,15 +67,37 @@ class DepthwiseConv2d(nn.Conv2d):
     """An nn.Conv2d (same parameters, same state_dict) whose weight gradient takes the fast path."""
 
     def forward(self, x):
-        block = _block(self.out_channels)
-        if not (torch.is_grad_enabled() and self.weight.requires_grad) or block is None or self.bias is not None:
+        if self.bias is not None:
             return super().forward(x)
-        weight = self.weight
-        if torch.is_autocast_enabled(x.device.type):
-            dtype = torch.get_autocast_dtype(x.device.type)
-            x, weight = x.to(dtype), weight.to(dtype)
-        with torch.autocast(x.device.type, enabled=False):
-            return _DepthwiseConv.apply(x, weight, self.stride, self.padding, self.dilation, block)
+        return depthwise(x, self.weight, self.stride, self.padding, self.dilation)
+
+
+class FastMixerBlock(MixerBlock):
+    """A MixerBlock (same parameters, same state_dict) whose MixConv is one depthwise conv."""
+
+    def mixconv(self, x):
+        size = max(conv.kernel_size[0] for conv in self.mix)
+        weight = torch.cat([F.pad(conv.weight, [(size - conv.kernel_size[0]) // 2] * 4) for conv in self.mix])
+        return depthwise(x, weight, (1, 1), (size // 2, size // 2), (1, 1))
+
+
+def depthwise(x, weight, stride, padding, dilation):
+    """F.conv2d(x, weight, groups=channels), with the fast weight gradient where it has one."""
+    block = _block(weight.shape[0])
+    if not (torch.is_grad_enabled() and weight.requires_grad) or block is None:
+        return F.conv2d(x, weight, None, stride, padding, dilation, groups=weight.shape[0])
+    if torch.is_autocast_enabled(x.device.type):
+        dtype = torch.get_autocast_dtype(x.device.type)
+        x, weight = x.to(dtype), weight.to(dtype)
+    with torch.autocast(x.device.type, enabled=False):
+        return _DepthwiseConv.apply(x, weight, stride, padding, dilation, block)
+
+
+def is_mixconv(module: nn.Module) -> bool:
+    """A MixerBlock with more than one kernel size (one size is one conv already)."""
+    return type(module) is MixerBlock and len(module.mix) > 1 and all(
+        conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.padding == (conv.kernel_size[0] // 2,) * 2
+        and conv.kernel_size[0] == conv.kernel_size[1] and conv.bias is None for conv in module.mix)
 
 
 def is_slow_depthwise(module: nn.Module) -> bool:
@@ -85,6 +115,9 @@ def accelerate(model: nn.Module, device_type: str = "cpu") -> int:
         if is_slow_depthwise(module):
             module.__class__ = DepthwiseConv2d
             changed += 1
+        elif is_mixconv(module):
+            module.__class__ = FastMixerBlock
+            changed += 1
     return changed
 
 
@@ -93,3 +126,5 @@ def restore(model: nn.Module) -> None:
     for module in model.modules():
         if type(module) is DepthwiseConv2d:
             module.__class__ = nn.Conv2d
+        elif type(module) is FastMixerBlock:
+            module.__class__ = MixerBlock

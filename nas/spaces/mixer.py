@@ -42,11 +42,13 @@ class MixerBlock(nn.Module):
         self.fc2 = nn.Conv2d(hidden, cout, 1)
         self.gamma = nn.Parameter(torch.full((cout, 1, 1), float(layer_scale)))
 
+    def mixconv(self, x):
+        parts = torch.split(x, self.splits, dim=1)
+        return torch.cat([conv(p) for conv, p in zip(self.mix, parts)], dim=1)
+
     def forward(self, x):
         x = self.project(x)
-        parts = torch.split(x, self.splits, dim=1)
-        y = torch.cat([conv(p) for conv, p in zip(self.mix, parts)], dim=1)
-        a, b = self.fc1(self.norm(y)).chunk(2, dim=1)
+        a, b = self.fc1(self.norm(self.mixconv(x))).chunk(2, dim=1)
         return x + self.gamma * self.fc2(self.act(a) * b)
 
 
