@@ -3,11 +3,12 @@ their state_dict stay the same, so what is exported is plain PyTorch.
 
 Depthwise convolutions (groups == channels). On a CPU, oneDNN's weight gradient of a depthwise
 conv with a 5x5 or 7x7 kernel runs at 5-20 GFLOP/s (its forward and input gradient are 5-15x
-faster): it was most of the training step of every depthwise family. The same gradient is the
-block diagonal of a grouped conv's weight gradient with BLOCK channels per group, which oneDNN
-computes as small dense products: BLOCK times the arithmetic, 2.4-4.2x less time in bf16, the
-same in fp32, so the trainer uses it in bf16 only (benchmarks/depthwise_grad.py). Exact: each
-diagonal entry is the same sum.
+faster): it was most of the training step of every depthwise family. Two faster paths, the first
+that applies is taken (benchmarks/depthwise_grad.py measures all three):
+- nas.native's C kernel (channels_last, fp32 or bf16, 3x3/5x5/7x7): where a C compiler built it.
+- the block diagonal of a grouped conv's weight gradient with BLOCK channels per group, which
+  oneDNN computes as small dense products: BLOCK times the arithmetic, 2.4-4.2x less time in bf16,
+  the same in fp32, so it is used in bf16 only. Exact: each diagonal entry is the same sum.
 
 The token-mixer's MixConv (depthwise groups of 3x3, 5x5, 7x7 kernels on a split of the channels,
 then a cat) runs as one depthwise conv whose kernel is each group's kernel zero-padded to the
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import native
 from .spaces.mixer import MixerBlock
 
 BLOCK = 8  # channels per dense group when computing a depthwise weight gradient
@@ -55,11 +57,16 @@ class _DepthwiseConv(torch.autograd.Function):
             grad_x = torch.ops.aten.convolution_backward(grad, x, weight, None, stride, padding, dilation, False,
                                                          [0, 0], channels, [True, False, False])[0]
         if ctx.needs_input_grad[1]:
-            dense = weight.new_empty(channels, block, *weight.shape[2:])
-            full = torch.ops.aten.convolution_backward(grad, x, dense, None, stride, padding, dilation, False,
-                                                       [0, 0], channels // block, [False, True, False])[1]
-            grad_w = full[torch.arange(channels, device=full.device), torch.arange(channels, device=full.device) % block]
-            grad_w = grad_w.unsqueeze(1)
+            if x.dtype == grad.dtype and native.depthwise_wgrad_applies(x, x.dtype, weight.shape[2:], stride,
+                                                                        padding, dilation):
+                grad_w = torch.ops.nas.depthwise_wgrad(x, grad, weight.shape[2], stride[0], padding[0])
+                grad_w = grad_w.to(weight.dtype)
+            else:
+                dense = weight.new_empty(channels, block, *weight.shape[2:])
+                full = torch.ops.aten.convolution_backward(grad, x, dense, None, stride, padding, dilation, False,
+                                                           [0, 0], channels // block, [False, True, False])[1]
+                grad_w = full[torch.arange(channels, device=full.device),
+                              torch.arange(channels, device=full.device) % block].unsqueeze(1)
         return grad_x, grad_w, None, None, None, None
 
 
@@ -82,15 +89,18 @@ class FastMixerBlock(MixerBlock):
 
 
 def depthwise(x, weight, stride, padding, dilation):
-    """F.conv2d(x, weight, groups=channels), with the fast weight gradient where it has one."""
-    block = _block(weight.shape[0])
-    if not (torch.is_grad_enabled() and weight.requires_grad) or block is None:
-        return F.conv2d(x, weight, None, stride, padding, dilation, groups=weight.shape[0])
-    if torch.is_autocast_enabled(x.device.type):
-        dtype = torch.get_autocast_dtype(x.device.type)
-        x, weight = x.to(dtype), weight.to(dtype)
-    with torch.autocast(x.device.type, enabled=False):
-        return _DepthwiseConv.apply(x, weight, stride, padding, dilation, block)
+    """F.conv2d(x, weight, groups=channels), with a fast weight gradient where one applies."""
+    stride, padding, dilation = (tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in (stride, padding, dilation))
+    if torch.is_grad_enabled() and weight.requires_grad:
+        autocast = torch.is_autocast_enabled(x.device.type)
+        dtype = torch.get_autocast_dtype(x.device.type) if autocast else x.dtype
+        block = _block(weight.shape[0]) if dtype == torch.bfloat16 else None
+        if block is not None or native.depthwise_wgrad_applies(x, dtype, weight.shape[2:], stride, padding, dilation):
+            if autocast:
+                x, weight = x.to(dtype), weight.to(dtype)
+            with torch.autocast(x.device.type, enabled=False):
+                return _DepthwiseConv.apply(x, weight, stride, padding, dilation, block or 1)
+    return F.conv2d(x, weight, None, stride, padding, dilation, groups=weight.shape[0])
 
 
 def is_mixconv(module: nn.Module) -> bool:
@@ -103,7 +113,7 @@ def is_mixconv(module: nn.Module) -> bool:
 def is_slow_depthwise(module: nn.Module) -> bool:
     return (type(module) is nn.Conv2d and module.groups == module.in_channels == module.out_channels
             and module.groups > 1 and max(module.kernel_size) >= MIN_KERNEL and module.padding_mode == "zeros"
-            and isinstance(module.padding, tuple) and _block(module.out_channels) is not None)
+            and isinstance(module.padding, tuple))
 
 
 def accelerate(model: nn.Module, device_type: str = "cpu") -> int:

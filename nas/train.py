@@ -402,8 +402,8 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
     if step == 0 and any(isinstance(m, Whitening) for m in model.modules()):
         fit_whitening(model, train_loader.normalise(train_loader.x[:WHITEN_IMAGES]))
     net, compile_check = model, None
-    if execution.device == "cpu" and (execution.autocast or execution.tune_precision):
-        kernels.accelerate(model)  # a faster depthwise weight gradient in bf16 (nas/kernels.py)
+    if execution.device == "cpu":
+        kernels.accelerate(model)  # a faster depthwise weight gradient, merged MixConv (nas/kernels.py)
     if execution.tune_precision and total - step < TUNE_MIN_STEPS:
         execution = execution.with_(tune_precision=False)  # not worth timing: bf16 where the CPU has it
     if execution.tune_precision or execution.compile == "auto":
@@ -419,8 +419,6 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
                 execution = execution.with_(compile=known)
             else:
                 compile_check = CompileCheck(model)  # time eager steps, then compiled ones, keep the faster
-    if not execution.autocast:
-        kernels.restore(model)
     if execution.compile == "on":
         net = torch.compile(model)
     lookahead = Lookahead(model, recipe.lookahead) if recipe.lookahead else None
