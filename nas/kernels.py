@@ -9,6 +9,9 @@ that applies is taken (benchmarks/depthwise_grad.py measures all three):
 - the block diagonal of a grouped conv's weight gradient with BLOCK channels per group, which
   oneDNN computes as small dense products: BLOCK times the arithmetic, 2.4-4.2x less time in bf16,
   the same in fp32, so it is used in bf16 only. Exact: each diagonal entry is the same sum.
+The input gradient of a strided depthwise conv is computed in fp32 when training in bf16: oneDNN's
+bf16 one is 5-100x slower than its fp32 one (a 7x7 stride-2 conv of 72 channels at 32x32, batch 256:
+790 ms against 76 ms with the casts).
 
 The token-mixer's MixConv (depthwise groups of 3x3, 5x5, 7x7 kernels on a split of the channels,
 then a cat) runs as one depthwise conv whose kernel is each group's kernel zero-padded to the
@@ -54,8 +57,15 @@ class _DepthwiseConv(torch.autograd.Function):
             memory_format=torch.channels_last) else grad.contiguous()
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.convolution_backward(grad, x, weight, None, stride, padding, dilation, False,
-                                                         [0, 0], channels, [True, False, False])[0]
+            if x.dtype == torch.bfloat16 and tuple(stride) != (1, 1):  # oneDNN's is 5-100x slower than in fp32
+                shape = torch.empty(x.shape, memory_format=torch.channels_last if grad.is_contiguous(
+                    memory_format=torch.channels_last) else torch.contiguous_format)  # only its shape is read
+                grad_x = torch.ops.aten.convolution_backward(grad.float(), shape, weight.float(), None, stride, padding,
+                                                             dilation, False, [0, 0], channels, [True, False, False])[0]
+                grad_x = grad_x.to(x.dtype)
+            else:
+                grad_x = torch.ops.aten.convolution_backward(grad, x, weight, None, stride, padding, dilation, False,
+                                                             [0, 0], channels, [True, False, False])[0]
         if ctx.needs_input_grad[1]:
             if x.dtype == grad.dtype and native.depthwise_wgrad_applies(x, x.dtype, weight.shape[2:], stride,
                                                                         padding, dilation):
@@ -89,13 +99,14 @@ class FastMixerBlock(MixerBlock):
 
 
 def depthwise(x, weight, stride, padding, dilation):
-    """F.conv2d(x, weight, groups=channels), with a fast weight gradient where one applies."""
+    """F.conv2d(x, weight, groups=channels), with a fast gradient where one applies."""
     stride, padding, dilation = (tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in (stride, padding, dilation))
     if torch.is_grad_enabled() and weight.requires_grad:
         autocast = torch.is_autocast_enabled(x.device.type)
         dtype = torch.get_autocast_dtype(x.device.type) if autocast else x.dtype
         block = _block(weight.shape[0]) if dtype == torch.bfloat16 else None
-        if block is not None or native.depthwise_wgrad_applies(x, dtype, weight.shape[2:], stride, padding, dilation):
+        if (block is not None or native.depthwise_wgrad_applies(x, dtype, weight.shape[2:], stride, padding, dilation)
+                or (dtype == torch.bfloat16 and stride != (1, 1))):
             if autocast:
                 x, weight = x.to(dtype), weight.to(dtype)
             with torch.autocast(x.device.type, enabled=False):
@@ -111,9 +122,11 @@ def is_mixconv(module: nn.Module) -> bool:
 
 
 def is_slow_depthwise(module: nn.Module) -> bool:
+    """A depthwise conv whose gradient oneDNN computes slowly: a 5x5 or larger kernel (the weight
+    gradient) or a stride (the input gradient in bf16)."""
     return (type(module) is nn.Conv2d and module.groups == module.in_channels == module.out_channels
-            and module.groups > 1 and max(module.kernel_size) >= MIN_KERNEL and module.padding_mode == "zeros"
-            and isinstance(module.padding, tuple))
+            and module.groups > 1 and (max(module.kernel_size) >= MIN_KERNEL or max(module.stride) > 1)
+            and module.padding_mode == "zeros" and isinstance(module.padding, tuple))
 
 
 def accelerate(model: nn.Module, device_type: str = "cpu") -> int:

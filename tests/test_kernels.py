@@ -25,7 +25,7 @@ def kernel_path(request, monkeypatch, tmp_path):
     native._library.cache_clear()
 
 
-@pytest.mark.parametrize("channels,kernel,stride", [(16, 7, 1), (24, 5, 2), (6, 5, 1), (40, 7, 1), (21, 7, 2)])
+@pytest.mark.parametrize("channels,kernel,stride", [(16, 7, 1), (24, 5, 2), (6, 5, 1), (40, 7, 1), (21, 7, 2), (48, 3, 2)])
 @pytest.mark.parametrize("bf16", [False, True])
 def test_same_output_and_gradients_as_the_plain_conv(channels, kernel, stride, bf16, kernel_path):
     torch.manual_seed(0)
