@@ -29,7 +29,7 @@ from . import native
 from .spaces.mixer import MixerBlock
 
 BLOCK = 8  # channels per dense group when computing a depthwise weight gradient
-MIN_KERNEL = 5  # oneDNN's own 3x3 depthwise weight gradient is fast enough
+MIN_KERNEL = 5  # oneDNN's own 3x3 depthwise weight gradient is as fast as the faster paths
 
 
 def _block(channels: int) -> int | None:
@@ -42,42 +42,44 @@ def _block(channels: int) -> int | None:
 
 
 class _DepthwiseConv(torch.autograd.Function):
+    """A depthwise conv whose backward takes the paths `depthwise` chose: the weight gradient by
+    "native", "blocks" (then `block` channels per group) or "onednn"; the input gradient in fp32
+    where `input_fp32`."""
+
     @staticmethod
-    def forward(ctx, x, weight, stride, padding, dilation, block):
+    def forward(ctx, x, weight, stride, padding, dilation, wgrad, block, input_fp32):
         ctx.save_for_backward(x, weight)
-        ctx.conf = (stride, padding, dilation, block)
+        ctx.conf = (stride, padding, dilation, wgrad, block, input_fp32)
         return F.conv2d(x, weight, None, stride, padding, dilation, groups=weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        stride, padding, dilation, block = ctx.conf
+        stride, padding, dilation, wgrad, block, input_fp32 = ctx.conf
         channels = weight.shape[0]
-        grad = grad.contiguous(memory_format=torch.channels_last) if x.is_contiguous(
-            memory_format=torch.channels_last) else grad.contiguous()
+        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        grad = grad.contiguous(memory_format=layout)
+        backward = torch.ops.aten.convolution_backward
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            if x.dtype == torch.bfloat16 and tuple(stride) != (1, 1):  # oneDNN's is 5-100x slower than in fp32
-                shape = torch.empty(x.shape, memory_format=torch.channels_last if grad.is_contiguous(
-                    memory_format=torch.channels_last) else torch.contiguous_format)  # only its shape is read
-                grad_x = torch.ops.aten.convolution_backward(grad.float(), shape, weight.float(), None, stride, padding,
-                                                             dilation, False, [0, 0], channels, [True, False, False])[0]
-                grad_x = grad_x.to(x.dtype)
+            if input_fp32:
+                shape = torch.empty(x.shape, memory_format=layout)  # only its shape is read
+                grad_x = backward(grad.float(), shape, weight.float(), None, stride, padding, dilation, False, [0, 0],
+                                  channels, [True, False, False])[0].to(x.dtype)
             else:
-                grad_x = torch.ops.aten.convolution_backward(grad, x, weight, None, stride, padding, dilation, False,
-                                                             [0, 0], channels, [True, False, False])[0]
+                grad_x = backward(grad, x, weight, None, stride, padding, dilation, False, [0, 0], channels,
+                                  [True, False, False])[0]
         if ctx.needs_input_grad[1]:
-            if x.dtype == grad.dtype and native.depthwise_wgrad_applies(x, x.dtype, weight.shape[2:], stride,
-                                                                        padding, dilation):
-                grad_w = torch.ops.nas.depthwise_wgrad(x, grad, weight.shape[2], stride[0], padding[0])
-                grad_w = grad_w.to(weight.dtype)
+            if wgrad == "native":
+                grad_w = torch.ops.nas.depthwise_wgrad(x, grad, weight.shape[2], stride[0], padding[0]).to(weight.dtype)
             else:
+                block = block if wgrad == "blocks" else 1
                 dense = weight.new_empty(channels, block, *weight.shape[2:])
-                full = torch.ops.aten.convolution_backward(grad, x, dense, None, stride, padding, dilation, False,
-                                                           [0, 0], channels // block, [False, True, False])[1]
+                full = backward(grad, x, dense, None, stride, padding, dilation, False, [0, 0], channels // block,
+                                [False, True, False])[1]
                 grad_w = full[torch.arange(channels, device=full.device),
                               torch.arange(channels, device=full.device) % block].unsqueeze(1)
-        return grad_x, grad_w, None, None, None, None
+        return grad_x, grad_w, None, None, None, None, None, None
 
 
 class DepthwiseConv2d(nn.Conv2d):
@@ -99,18 +101,24 @@ class FastMixerBlock(MixerBlock):
 
 
 def depthwise(x, weight, stride, padding, dilation):
-    """F.conv2d(x, weight, groups=channels), with a fast gradient where one applies."""
+    """F.conv2d(x, weight, groups=channels), with the fastest gradient paths that apply."""
     stride, padding, dilation = (tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in (stride, padding, dilation))
     if torch.is_grad_enabled() and weight.requires_grad:
         autocast = torch.is_autocast_enabled(x.device.type)
         dtype = torch.get_autocast_dtype(x.device.type) if autocast else x.dtype
         block = _block(weight.shape[0]) if dtype == torch.bfloat16 else None
-        if (block is not None or native.depthwise_wgrad_applies(x, dtype, weight.shape[2:], stride, padding, dilation)
-                or (dtype == torch.bfloat16 and stride != (1, 1))):
+        wgrad = "onednn"  # its 3x3 weight gradient is as fast as the others'
+        if max(weight.shape[2:]) >= MIN_KERNEL:
+            if native.depthwise_wgrad_applies(x, dtype, weight.shape[2:], stride, padding, dilation):
+                wgrad = "native"
+            elif block is not None:
+                wgrad = "blocks"
+        input_fp32 = dtype == torch.bfloat16 and stride != (1, 1)
+        if wgrad != "onednn" or input_fp32:
             if autocast:
                 x, weight = x.to(dtype), weight.to(dtype)
             with torch.autocast(x.device.type, enabled=False):
-                return _DepthwiseConv.apply(x, weight, stride, padding, dilation, block or 1)
+                return _DepthwiseConv.apply(x, weight, stride, padding, dilation, wgrad, block, input_fp32)
     return F.conv2d(x, weight, None, stride, padding, dilation, groups=weight.shape[0])
 
 
