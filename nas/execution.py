@@ -92,7 +92,8 @@ class DecisionCache:
 
     @staticmethod
     def key(*parts) -> str:
-        text = "|".join(map(str, (*parts, torch.__version__, _cpu_name())))
+        from . import kernels  # a decision timed with other kernels is not this one's
+        text = "|".join(map(str, (*parts, torch.__version__, _cpu_name(), kernels.REVISION, kernels.native.available())))
         return hashlib.sha1(text.encode()).hexdigest()
 
     def get(self, key: str) -> str | None:

@@ -28,6 +28,7 @@ from torch import nn
 from . import native
 from .spaces.mixer import MixerBlock
 
+REVISION = 2  # part of the key of every timed decision (nas.execution.DecisionCache): bump when a kernel changes
 BLOCK = 8  # channels per dense group when computing a depthwise weight gradient
 MIN_KERNEL = 5  # oneDNN's own 3x3 depthwise weight gradient is as fast as the faster paths
 
