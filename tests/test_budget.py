@@ -74,3 +74,23 @@ def test_budget_fits_and_use():
     b = Budget(100, 1000)
     assert b.fits(Cost(100, 1000)) and not b.fits(Cost(101, 10)) and not b.fits(Cost(1, 1001))
     assert b.use(Cost(50, 900)) == 0.9
+
+
+@pytest.mark.parametrize("name,macs", [("gated_airbench", 260_000_000), ("resnet_airbench", 200_000_000)])
+def test_the_airbench_shaped_spaces_are_counted_exactly_and_stay_in_their_family(name, macs):
+    """Five feasible candidates each: every stage is the family the assignment asks for, and the
+    estimate agrees with the built network and with fvcore."""
+    import random
+    space, rng, budget, checked = builtin(name), random.Random(4), Budget(5_000_000, macs), 0
+    family = "gated" if name.startswith("gated") else "residual"
+    while checked < 5:
+        arch = space.resolve(space.sample(rng))
+        cost = estimate(arch)
+        if not budget.fits(cost):
+            continue
+        assert {stage.block for stage in arch.stages} == {family}
+        model = arch.build()
+        assert cost.params == count_params(model), arch.summary()
+        fv = fvcore_macs(model)
+        assert abs(cost.macs - fv) <= 0.01 * fv, (arch.summary(), cost.macs, fv)
+        checked += 1
