@@ -68,16 +68,16 @@ def _library() -> ctypes.CDLL | None:
     compiler = _compiler()
     if compiler is None:
         return None
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, version, " ".join(FLAGS),
-                                    _cpu_flags()]).encode()).hexdigest()[:16]
-    cache_dir = Path(os.environ.get("NAS_CACHE_DIR", Path.home() / ".cache" / "nas"))
-    path = cache_dir / f"depthwise_wgrad-{key}.so"
     try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+        key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, version, " ".join(FLAGS),
+                                        _cpu_flags()]).encode()).hexdigest()[:16]
+        cache_dir = Path(os.environ.get("NAS_CACHE_DIR", Path.home() / ".cache" / "nas"))
+        path = cache_dir / f"depthwise_wgrad-{key}.so"
         if not path.exists() and not _build(compiler, path):
             return None
         lib = ctypes.CDLL(str(path))
-    except OSError:
+    except (OSError, subprocess.SubprocessError):  # no cache directory, a broken compiler, an unloadable build
         return None
     lib.depthwise_wgrad.restype = ctypes.c_int
     lib.depthwise_wgrad.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int] * 12

@@ -116,3 +116,14 @@ def test_a_failed_build_leaves_the_c_kernel_unavailable(monkeypatch, tmp_path):
         assert not list(tmp_path.glob("*.so"))
     finally:
         native._library.cache_clear()
+
+
+def test_an_unwritable_cache_leaves_the_c_kernel_unavailable(monkeypatch, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("NAS_CACHE_DIR", str(blocked / "cache"))
+    native._library.cache_clear()
+    try:
+        assert not native.available()
+    finally:
+        native._library.cache_clear()
