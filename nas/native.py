@@ -3,7 +3,7 @@
 They are optional. Where there is no C compiler, the build fails, or NAS_NATIVE=0 is set,
 `available()` is False and the trainer takes the next-fastest path (nas/kernels.py); nothing else
 changes. A build is cached under $NAS_CACHE_DIR (default ~/.cache/nas) by a hash of the source, the
-compiler, its flags and the CPU's feature flags (it is built for this CPU: -march=native), so a
+compiler, its flags and the CPU's feature flags (with $NAS_DATA_CACHE set, there) (it is built for this CPU: -march=native), so a
 second process, or a home directory shared with another machine, never loads a stale build.
 
 Each kernel is also a PyTorch custom op (torch.ops.nas.*), so torch.compile treats it as one opaque
@@ -72,7 +72,8 @@ def _library() -> ctypes.CDLL | None:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
         key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, version, " ".join(FLAGS),
                                         _cpu_flags()]).encode()).hexdigest()[:16]
-        cache_dir = Path(os.environ.get("NAS_CACHE_DIR", Path.home() / ".cache" / "nas"))
+        cache_dir = Path(os.environ.get("NAS_CACHE_DIR") or os.environ.get("NAS_DATA_CACHE")
+                         or Path.home() / ".cache" / "nas")  # beside the data cache and timed decisions
         path = cache_dir / f"depthwise_wgrad-{key}.so"
         if not path.exists() and not _build(compiler, path):
             return None
