@@ -147,6 +147,29 @@ def test_time_stops_the_search_within_its_budget_plus_one_job(tmp_path):
     assert _jobs(tmp_path / "run") == jobs and again.candidate == winner.candidate
 
 
+def test_a_strategy_still_drawing_at_the_deadline_does_not_hold_the_search_past_it(tmp_path, monkeypatch):
+    # two candidates in all: once both are tried, random search with dedup draws on for
+    # _duplicate_retry draws (here about a minute) before it gives up
+    from nas.search import nni_adapter
+    monkeypatch.setattr(nni_adapter._Random, "_duplicate_retry", 3_000_000)
+    space_file = tmp_path / "two.py"
+    space_file.write_text('''
+from nas.spaces import Head, Space, Stage, Stem, choice
+space = Space(name="two", stem=Stem(width=choice("stem", [8, 12])),
+              stages=[Stage("conv", width=8, kernel=3)], head=Head(), num_classes=4)
+''')
+    LIMIT = 6.0
+    config = SearchConfig(str(space_file), Budget(6000), strategy="random", time=LIMIT, rungs=1,
+                          min_share=0.0, recipe=PROXY.with_(epochs=1, batch_size=32))
+    t0 = time.monotonic()
+    winner = run_search(load_space(space_file), config, make_dataset(128), tmp_path / "run")
+    wall = time.monotonic() - t0
+    longest = max(r["seconds"] for r in _jobs(tmp_path / "run"))
+    assert winner.trials == 2
+    assert winner.search_seconds <= LIMIT + longest + 1.0  # stopped at the deadline, closed at once
+    assert wall <= LIMIT + longest + 10
+
+
 def test_the_time_spent_before_the_search_began_counts_against_it(tmp_path):
     space_file = write_space(tmp_path / "small.py")
     config = SearchConfig(str(space_file), Budget(6000), strategy="random", trials=1, rungs=1, recipe=RECIPE,

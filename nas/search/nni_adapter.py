@@ -129,6 +129,25 @@ class _SequentialTPE(strategies.TPE):
                 self.tuner._history[key][i] = self.tuner._history[key][i]._replace(loss=-score)
 
 
+class _StoppableRetry(RetrySamplingHelper):
+    """NNI's draw-until-it-fits loop, ended as soon as the search is over: SAMPLING_TRIES draws
+    take seconds, and neither the deadline nor close() should wait for them."""
+
+    def __init__(self, retries: int, stopped: Callable[[], bool]):
+        super().__init__(retries)
+        self.stopped = stopped
+
+    def retry(self, func, *args, **kwargs):
+        for _ in range(self.retries):
+            if self.stopped():
+                return None
+            try:
+                return func(*args, **kwargs)
+            except self.exception_types:
+                pass
+        return None
+
+
 class _Random(strategies.Random):
     _duplicate_retry = SAMPLING_TRIES
 
@@ -239,6 +258,9 @@ class Proposer:
         self.name = name
         self.strategy = _make_strategy(name, seed, population)
         self.engine = _HandOver(slots)
+        if isinstance(getattr(self.strategy, "_retry_helper", None), RetrySamplingHelper):
+            helper = self.strategy._retry_helper
+            self.strategy._retry_helper = _StoppableRetry(helper.retries, lambda: self.engine.closed)
         # proposed, not yet reported: candidate key -> its NNI models (a strategy may propose one twice)
         self.pending: dict[str, collections.deque] = collections.defaultdict(collections.deque)
         self.answered: dict[str, object] = {}  # candidate key -> its NNI model, once reported
@@ -265,10 +287,13 @@ class Proposer:
         # caller answers them; close() ends the wait)
         self.engine.wait_models()
 
-    def propose(self) -> dict | None:
+    def propose(self, timeout: float | None = None) -> dict | None:
+        """The next candidate, or None once the strategy has nothing more; TimeoutError if it
+        has none ready within `timeout` seconds (a strategy drawing candidates that don't fit)."""
         engine = self.engine
         with engine.cv:
-            engine.cv.wait_for(lambda: engine.queued or self.done)
+            if not engine.cv.wait_for(lambda: engine.queued or self.done, timeout=timeout):
+                raise TimeoutError(f"{self.name} proposed nothing in {timeout:.1f} s")
             if engine.queued:
                 model = engine.queued.popleft()
                 candidate = dict(model.executable_model())

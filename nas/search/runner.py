@@ -256,7 +256,12 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         nonlocal stale, ended_early
         stale_limit = STALE_PER_TRIAL * (config.max_trials or len(log) + 1) + STALE_MIN
         while stale < stale_limit:
-            candidate = proposer.propose()
+            if not admits_another():  # thousands of useless proposals can take seconds: the clock runs on
+                return False
+            try:
+                candidate = proposer.propose(timeout=clock.remaining() if config.time is not None else None)
+            except TimeoutError:  # the strategy was still drawing at the deadline
+                raise DeadlineReached() from None
             if candidate is None:
                 ended_early = (f"{config.strategy} found no untried candidate within the budget "
                                f"({sum(fits.values()):,} of the {len(fits):,} it drew fit)")
