@@ -19,6 +19,7 @@ from common import parser, publish, table
 from airbench94 import space as airbench_space
 from nas.budget import estimate
 from nas.data import Split, channel_stats, load
+from nas.execution import COMPILE_MODES, choose
 from nas.spaces import builtin
 from nas.train import FULL, train
 
@@ -72,11 +73,14 @@ def plain_epoch(arch, train_split: Split, eval_split: Split, mean, std, seed: in
     return seconds
 
 
-def nas_epoch(arch, train_split, eval_split, mean, std, seed: int):
-    """(seconds of the second epoch of a real FULL-recipe run, the execution it chose)."""
+def nas_epoch(arch, train_split, eval_split, mean, std, seed: int, compile: str = "auto"):
+    """(seconds of the last epoch of a real FULL-recipe run, the execution it chose). With
+    compile 'on' (what a long retrain picks where compiling pays) the run has a third epoch: the
+    first compiles the training step, the second the evaluation."""
     torch.manual_seed(seed)
     model = arch.build()
-    result = train(model, train_split, eval_split, FULL.with_(epochs=2), mean, std, device="cpu", seed=seed)
+    result = train(model, train_split, eval_split, FULL.with_(epochs=3 if compile == "on" else 2), mean, std,
+                   seed=seed, execution=choose("cpu", compile=compile))
     return result.history[-1].seconds, f"{result.execution.describe()}, batch {result.batch_size}"
 
 
@@ -99,6 +103,9 @@ def main():
     p.add_argument("--images", type=int, default=6400)
     p.add_argument("--eval-images", type=int, default=2000)
     p.add_argument("--families", nargs="+", default=[*FAMILIES, "airbench94"])
+    p.add_argument("--compile", choices=COMPILE_MODES, default="auto",
+                   help="nas's torch.compile: auto decides as a run of --images would (off: too short to pay), "
+                        "on is what a long retrain gets where compiling pays")
     args = p.parse_args()
     data = load(args.data)
     mean, std = channel_stats(data.train)
@@ -110,7 +117,7 @@ def main():
         arch = family_candidate(family, args.seed)
         cost = estimate(arch)
         plain = plain_epoch(arch, train_split, eval_split, mean, std, args.seed)
-        ours, execution = nas_epoch(arch, train_split, eval_split, mean, std, args.seed)
+        ours, execution = nas_epoch(arch, train_split, eval_split, mean, std, args.seed, args.compile)
         n = len(train_split)
         gflops = 6 * cost.macs * n / ours / 1e9
         rows.append([family, f"{cost.params:,}", f"{cost.macs / 1e6:.1f}M", f"{plain:.1f}", f"{ours:.1f}",
