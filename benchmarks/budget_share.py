@@ -1,12 +1,14 @@
 """Budget-aware sampling: the same timed search of spaces/tiny.py, once training only candidates
 that use at least the default share of the budget and once sampling the whole feasible space.
 
-Both run `nas search` with the same --time, seed, strategy and ladder into --work, one after the
-other, or with --parallel side by side with one thread each (on a 2-core CPU: the same machine
-for both, in half the wall time). The winners are compared on their score at the ladder's last
-rung (the same training length and validation split for both), with how many candidates each
-trained."""
+Both run `nas search` with the same --time, seed, strategy and ladder into --work/seed{S}-{time}/,
+one after the other, or with --parallel side by side with one thread each (on a 2-core CPU: the
+same machine for both, in half the wall time). The winners are compared on their score at the
+ladder's last rung (the same training length and validation split for both), with how many
+candidates each trained. One seed's pair is one draw of a noisy search, so every pair stays in
+--work, and `--report` tabulates all of them with the per-seed difference."""
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -15,24 +17,16 @@ from common import ROOT, parser, publish, table
 
 from nas.search.runner import SearchConfig
 
+DEFAULT_SHARE = SearchConfig.__dataclass_fields__["min_share"].default
+SHARES = (DEFAULT_SHARE, 0.0)
 
-def main():
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--space", default="spaces/tiny.py")
-    p.add_argument("--budget", default="50000")
-    p.add_argument("--time", default="20m")
-    p.add_argument("--strategy", default="evolution")
-    p.add_argument("--work", default=str(ROOT / "runs" / "budget_share"))
-    p.add_argument("--parallel", action="store_true", help="run both at once, one thread each")
-    args = p.parse_args()
-    default_share = SearchConfig.__dataclass_fields__["min_share"].default
-    shares = (default_share, 0.0)
+
+def run_pair(args, pair: Path) -> None:
     runs = []
-    for share in shares:
-        out = Path(args.work) / f"share-{share:g}"
+    for share in SHARES:
         cmd = [sys.executable, "-m", "nas", "search", args.space, "--budget", args.budget, "--time", args.time,
                "--strategy", args.strategy, "--seed", str(args.seed), "--min-share", str(share), "--data", args.data,
-               "--out", str(out)] + (["--device", args.device] if args.device else []) \
+               "--out", str(pair / f"share-{share:g}")] + (["--device", args.device] if args.device else []) \
             + (["--threads", "1"] if args.parallel else [])
         runs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL))
         if not args.parallel:
@@ -40,22 +34,67 @@ def main():
     for run in runs:
         if run.wait() != 0:
             raise SystemExit(f"{run.args} failed")
-    rows = []
-    for share in shares:
-        out = Path(args.work) / f"share-{share:g}"
-        winner = json.loads((out / "winner.json").read_text())
-        jobs = [json.loads(l) for l in (out / "trials.jsonl").read_text().splitlines()]
-        rungs = winner["ladder"]["rungs"]
-        rows.append([f"{share:g}" + (" (default)" if share == default_share else ""),
-                     sum(j["rung"] == 0 for j in jobs), ", ".join(str(sum(j["rung"] == k for j in jobs)) for k in range(rungs)),
-                     f"{sum(j['params'] for j in jobs if j['rung'] == 0) / max(1, sum(j['rung'] == 0 for j in jobs)):,.0f}",
-                     f"{winner['params']:,}", winner["proxy_rung"], f"{100 * winner['proxy_score']:.2f}%", winner["summary"]])
-    publish("Budget-aware sampling", f"`nas search {args.space} --budget {args.budget} --time {args.time} --strategy "
-            f"{args.strategy} --seed {args.seed}`{' --threads 1, both at once' if args.parallel else ''}, with and "
-            "without the minimum share of the budget. The winner's "
-            "score is at the ladder's last rung, on the held-out validation split.\n\n"
-            + table(["--min-share", "candidates", "jobs per rung", "mean params trained", "winner params",
-                     "winner rung", "winner score", "winner"], rows), args.docs)
+
+
+def summary(out: Path) -> dict:
+    """What one finished search found: its winner and how much it trained."""
+    winner = json.loads((out / "winner.json").read_text())
+    jobs = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines() if line.strip()]
+    first = [j for j in jobs if j["rung"] == 0]
+    return {"candidates": len(first),
+            "per_rung": [sum(j["rung"] == k for j in jobs) for k in range(winner["ladder"]["rungs"])],
+            "mean_params": sum(j["params"] for j in first) / max(1, len(first)),
+            "params": winner["params"], "rung": winner["proxy_rung"], "score": winner["proxy_score"],
+            "summary": winner["summary"]}
+
+
+def pairs(work: Path) -> list[tuple[str, dict, dict]]:
+    """(name, default's summary, whole space's summary) of every finished pair under `work`."""
+    found = []
+    for pair in sorted(p for p in work.iterdir() if p.is_dir()):
+        outs = [pair / f"share-{share:g}" for share in SHARES]
+        if all((out / "winner.json").exists() for out in outs):
+            found.append((pair.name, *map(summary, outs)))
+    return found
+
+
+def report(work: Path, args) -> None:
+    rows, gaps = [], []
+    for name, default, whole in pairs(work):
+        for share, s in zip(SHARES, (default, whole)):
+            rows.append([name, f"{share:g}" + (" (default)" if share == DEFAULT_SHARE else ""), s["candidates"],
+                         ", ".join(map(str, s["per_rung"])), f"{s['mean_params']:,.0f}", f"{s['params']:,}",
+                         s["rung"], f"{100 * s['score']:.2f}%", s["summary"]])
+        same_rung = default["rung"] == whole["rung"]
+        gaps.append(100 * (default["score"] - whole["score"]) if same_rung else None)
+    if not rows:
+        raise SystemExit(f"no finished pair of searches under {work}")
+    scored = [g for g in gaps if g is not None]
+    verdict = (f"Default minus whole space, per pair (points, winners on the same rung): "
+               f"{', '.join('-' if g is None else f'{g:+.2f}' for g in gaps)}; the default won {sum(g > 0 for g in scored)} "
+               f"of {len(scored)}" + (f", median {statistics.median(scored):+.2f}" if scored else "") + ".")
+    publish("Budget-aware sampling", f"`nas search {args.space} --budget {args.budget} --strategy {args.strategy}`, "
+            "each pair with the same --time and --seed (the folder's name), with and without the minimum share of "
+            "the budget. The winner's score is at the ladder's last rung, on the held-out validation split.\n\n"
+            + table(["pair", "--min-share", "candidates", "jobs per rung", "mean params trained", "winner params",
+                     "winner rung", "winner score", "winner"], rows) + "\n\n" + verdict, args.docs)
+
+
+def main():
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--space", default="spaces/tiny.py")
+    p.add_argument("--budget", default="50000")
+    p.add_argument("--time", default="20m")
+    p.add_argument("--strategy", default="evolution")
+    p.add_argument("--work", default=str(ROOT / "runs" / "budget_share"),
+                   help="each seed's pair goes in WORK/seed{S}-{time}/")
+    p.add_argument("--parallel", action="store_true", help="run both at once, one thread each")
+    p.add_argument("--report", action="store_true", help="only tabulate the finished pairs under --work")
+    args = p.parse_args()
+    work = Path(args.work)
+    if not args.report:
+        run_pair(args, work / f"seed{args.seed}-{args.time}")
+    report(work, args)
 
 
 if __name__ == "__main__":
