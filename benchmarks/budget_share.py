@@ -51,6 +51,8 @@ def summary(out: Path) -> dict:
 def pairs(work: Path) -> list[tuple[str, dict, dict]]:
     """(name, default's summary, whole space's summary) of every finished pair under `work`."""
     found = []
+    if not work.is_dir():
+        return found
     for pair in sorted(p for p in work.iterdir() if p.is_dir()):
         outs = [pair / f"share-{share:g}" for share in SHARES]
         if all((out / "winner.json").exists() for out in outs):
