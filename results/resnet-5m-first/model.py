@@ -130,27 +130,30 @@ class Classifier(nn.Module):
         return self.classifier(self.pool(x))
 
 class Net(nn.Module):
-    """white stem 32 | max/2 residual 96x1 k5 s1 | max/2 residual 320x1 k3 s1 | max/2 residual 256x1 k3 s1 | pool1 relu
+    """stem 32 | residual 32x2 k3 s1 | max/2 residual 64x1 k5 s3 | /2 residual 192x1 k3 s1 | max/2 residual 256x1 k3 s1 | pool1 relu
 
-    2,961,698 trainable parameters, 149,625,376 MACs per 32x32 image.
+    1,751,722 trainable parameters, 129,075,712 MACs per 32x32 image.
     Input: images normalised as (x / 255 - MEAN) / STD, NCHW float.
     """
 
     def __init__(self):
         super().__init__()
-        self.stem = WhiteStem(3, 32, 3, act='relu')
+        self.stem = ConvBN(3, 32, 3, act='relu')
         self.stages = nn.ModuleList([
             nn.Sequential(
-                nn.MaxPool2d(2),
-                ResidualBlock(32, 96, stride=1, kernel=5, skip_kernel=1, act='relu'),
+                ResidualBlock(32, 32, stride=1, kernel=3, skip_kernel=1, act='relu'),
+                ResidualBlock(32, 32, stride=1, kernel=3, skip_kernel=1, act='relu'),
             ),
             nn.Sequential(
                 nn.MaxPool2d(2),
-                ResidualBlock(96, 320, stride=1, kernel=3, skip_kernel=1, act='relu'),
+                ResidualBlock(32, 64, stride=1, kernel=5, skip_kernel=3, act='relu'),
+            ),
+            nn.Sequential(
+                ResidualBlock(64, 192, stride=2, kernel=3, skip_kernel=1, act='relu'),
             ),
             nn.Sequential(
                 nn.MaxPool2d(2),
-                ResidualBlock(320, 256, stride=1, kernel=3, skip_kernel=1, act='relu'),
+                ResidualBlock(192, 256, stride=1, kernel=3, skip_kernel=1, act='relu'),
             ),
         ])
         self.head = Classifier(256, 10, pool=1, hidden=0, act='relu', dropout=0.0)
