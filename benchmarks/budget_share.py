@@ -93,7 +93,7 @@ def main():
     p.add_argument("--parallel", action="store_true", help="run both at once, one thread each")
     p.add_argument("--report", action="store_true", help="only tabulate the finished pairs under --work")
     args = p.parse_args()
-    work = Path(args.work)
+    work = Path(args.work).resolve()  # the searches run from the project's root
     if not args.report:
         run_pair(args, work / f"seed{args.seed}-{args.time}")
     report(work, args)
