@@ -18,6 +18,11 @@ then a cat) runs as one depthwise conv whose kernel is each group's kernel zero-
 largest, centred: the same sums, no split or cat of the activations, and a channel count the
 block trick takes (the groups alone have 5, 10, 21 channels). More multiply-adds by zero in the
 forward pass, less time in the step (a 50k mixer network: 1.3x in bf16, about the same in fp32).
+
+BatchNorm and the activation after it (ConvBN's BN + ReLU/GELU/SiLU, or BN alone; the same pair in
+the conv-pool and gated K-conv blocks) train as one C kernel (nas/csrc/bn_act.c): PyTorch's CPU BatchNorm backward on channels_last tensors of a few dozen
+channels costs 3-4 ns an element, and the activation's forward and backward are two more passes;
+with torch.compile (which fuses them itself) and in eval mode the plain modules run.
 """
 from __future__ import annotations
 
@@ -26,9 +31,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import native
+from .spaces.convpool import ConvPoolBlock
+from .spaces.gated import GatedKConvBlock
+from .spaces.layers import ConvBN
 from .spaces.mixer import MixerBlock
 
-REVISION = 2  # part of the key of every timed decision (nas.execution.DecisionCache): bump when a kernel changes
+REVISION = 3  # part of the key of every timed decision (nas.execution.DecisionCache): bump when a kernel changes
 BLOCK = 8  # channels per dense group when computing a depthwise weight gradient
 MIN_KERNEL = 5  # oneDNN's own 3x3 depthwise weight gradient is as fast as the faster paths
 
@@ -101,6 +109,104 @@ class FastMixerBlock(MixerBlock):
         return depthwise(x, weight, (1, 1), (size // 2, size // 2), (1, 1))
 
 
+class _BatchNormAct(torch.autograd.Function):
+    """Training-mode BatchNorm + activation by nas.native's kernel; also returns the batch's mean and
+    biased variance (not differentiable) for the running statistics."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, act):
+        y, mean, var = torch.ops.nas.bn_act_forward(x, weight, bias, eps, act)
+        ctx.save_for_backward(x, weight, bias, mean, var)
+        ctx.conf = (eps, act)
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    def backward(ctx, grad, _mean, _var):
+        x, weight, bias, mean, var = ctx.saved_tensors
+        grad_x, grad_w, grad_b = torch.ops.nas.bn_act_backward(x, grad, weight, bias, mean, var, *ctx.conf)
+        return grad_x, grad_w, grad_b, None, None
+
+
+def activation_name(module: nn.Module | None) -> str | None:
+    """The C kernel's name for an activation module ("none" for None), or None if it has none."""
+    if module is None:
+        return "none"
+    if type(module) is nn.GELU:
+        return "gelu" if module.approximate == "none" else None
+    return {nn.ReLU: "relu", nn.SiLU: "silu"}.get(type(module))
+
+
+def batch_norm_act(x, bn: nn.BatchNorm2d, act: str):
+    """bn (training mode, batch statistics) then `act` by the C kernel, updating bn's running
+    statistics as nn.BatchNorm2d does; the caller checked native.bn_act_applies."""
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return batch_norm_act(x, bn, act)
+    y, mean, var = _BatchNormAct.apply(x, bn.weight, bn.bias, bn.eps, native.ACTIVATIONS[act])
+    if bn.track_running_stats and bn.running_mean is not None:
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            count = x.numel() // x.shape[1]
+            bn.running_mean.lerp_(mean, momentum)
+            bn.running_var.lerp_(var * (count / max(1, count - 1)), momentum)
+    return y
+
+
+def bn_act(x, bn: nn.BatchNorm2d, act: nn.Module | None):
+    """act(bn(x)) (act None: bn(x)), by the C kernel where it applies: training with gradients, not
+    inside torch.compile (which fuses these itself), a tensor and activation the kernel takes."""
+    name = activation_name(act)
+    if (bn.training and bn.affine and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+            and name is not None and native.bn_act_applies(x, bn.weight, name)):
+        return batch_norm_act(x, bn, name)
+    x = bn(x)
+    return act(x) if act is not None else x
+
+
+class FastConvBN(ConvBN):
+    """A ConvBN (same modules, same state_dict) whose BatchNorm and activation train as one C kernel."""
+
+    def forward(self, x):
+        return bn_act(self[0](x), self[1], self[2] if len(self) > 2 else None)
+
+
+class FastConvPoolBlock(ConvPoolBlock):
+    """A ConvPoolBlock (same modules) whose first BatchNorm and activation train as one C kernel
+    (its conv2 is a ConvBN, swapped on its own)."""
+
+    def forward(self, x):
+        return self.conv2(bn_act(self.pool(self.conv1(x)), self.bn1, self.act1))
+
+
+class FastGatedKConvBlock(GatedKConvBlock):
+    """A GatedKConvBlock (same modules) whose BatchNorm, and its activation where no skip is added
+    between them, train as one C kernel."""
+
+    def forward(self, x):
+        y = self.mix(self.gate(x), self.convs(x))
+        if self.skip is None:
+            return bn_act(y, self.bn, self.act)
+        return self.act(bn_act(y, self.bn, None) + self.skip(x))
+
+
+FUSED = {ConvBN: FastConvBN, ConvPoolBlock: FastConvPoolBlock, GatedKConvBlock: FastGatedKConvBlock}
+
+
+def is_fusable(module: nn.Module) -> bool:
+    """A module of FUSED's whose BatchNorm (affine, 2d) and activation the C kernel can train."""
+    if type(module) is ConvBN:
+        bn, act = (module[1], module[2] if len(module) > 2 else None) if len(module) in (2, 3) else (None, None)
+    elif type(module) is ConvPoolBlock:
+        bn, act = module.bn1, module.act1
+    elif type(module) is GatedKConvBlock:
+        bn, act = module.bn, module.act
+    else:
+        return False
+    return type(bn) is nn.BatchNorm2d and bn.affine and activation_name(act) is not None
+
+
 def depthwise(x, weight, stride, padding, dilation):
     """F.conv2d(x, weight, groups=channels), with the fastest gradient paths that apply."""
     stride, padding, dilation = (tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in (stride, padding, dilation))
@@ -150,6 +256,9 @@ def accelerate(model: nn.Module, device_type: str = "cpu") -> int:
         elif is_mixconv(module):
             module.__class__ = FastMixerBlock
             changed += 1
+        elif is_fusable(module) and native.available():
+            module.__class__ = FUSED[type(module)]
+            changed += 1
     return changed
 
 
@@ -160,3 +269,5 @@ def restore(model: nn.Module) -> None:
             module.__class__ = nn.Conv2d
         elif type(module) is FastMixerBlock:
             module.__class__ = MixerBlock
+        elif type(module) in FUSED.values():
+            module.__class__ = type(module).__mro__[1]  # the plain class it was made from

@@ -1,4 +1,4 @@
-"""nas's C kernels (nas/csrc/), built with the machine's C compiler on first use and loaded with ctypes.
+"""nas's C kernels (nas/csrc/: the depthwise weight gradient, BatchNorm fused with its activation), built with the machine's C compiler on first use and loaded with ctypes.
 
 They are optional. Where there is no C compiler, the build fails, or NAS_NATIVE=0 is set,
 `available()` is False and the trainer takes the next-fastest path (nas/kernels.py); nothing else
@@ -23,9 +23,13 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("csrc") / "depthwise_wgrad.c"
+SOURCES = [Path(__file__).with_name("csrc") / name for name in ("depthwise_wgrad.c", "bn_act.c")]
 FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-pthread"]
-KERNELS = (3, 5, 7)  # kernel widths the C code has vector paths for
+# tried in turn: 512-bit vectors where the compiler knows the flag (x86: the activations' exp and erf are
+# arithmetic-bound), then the plain flags, then without -march=native
+FLAG_SETS = (FLAGS + ["-mprefer-vector-width=512"], FLAGS, [f for f in FLAGS if f != "-march=native"])
+KERNELS = (3, 5, 7)  # kernel widths the depthwise C code has vector paths for
+ACTIVATIONS = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}  # the codes of nas/csrc/bn_act.c
 
 
 def _cpu_flags() -> str:
@@ -47,11 +51,11 @@ def _compiler() -> str | None:
 
 def _build(compiler: str, out: Path) -> bool:
     out.parent.mkdir(parents=True, exist_ok=True)
-    for flags in (FLAGS, [f for f in FLAGS if f != "-march=native"]):
+    for flags in FLAG_SETS:
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             built = Path(tmp) / out.name
             try:
-                done = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(built)], capture_output=True,
+                done = subprocess.run([compiler, *flags, *map(str, SOURCES), "-o", str(built)], capture_output=True,
                                       timeout=120)
             except (OSError, subprocess.SubprocessError):
                 return False
@@ -63,18 +67,18 @@ def _build(compiler: str, out: Path) -> bool:
 
 @cache
 def _library() -> ctypes.CDLL | None:
-    if os.environ.get("NAS_NATIVE", "1") == "0" or not SOURCE.exists():
+    if os.environ.get("NAS_NATIVE", "1") == "0" or not all(source.exists() for source in SOURCES):
         return None
     compiler = _compiler()
     if compiler is None:
         return None
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-        key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, version, " ".join(FLAGS),
-                                        _cpu_flags()]).encode()).hexdigest()[:16]
+        key = hashlib.sha256("\n".join([*(source.read_text() for source in SOURCES), compiler, version,
+                                        repr(FLAG_SETS), _cpu_flags()]).encode()).hexdigest()[:16]
         cache_dir = Path(os.environ.get("NAS_CACHE_DIR") or os.environ.get("NAS_DATA_CACHE")
                          or Path.home() / ".cache" / "nas")  # beside the data cache and timed decisions
-        path = cache_dir / f"depthwise_wgrad-{key}.so"
+        path = cache_dir / f"native-{key}.so"
         if not path.exists() and not _build(compiler, path):
             return None
         lib = ctypes.CDLL(str(path))
@@ -82,6 +86,10 @@ def _library() -> ctypes.CDLL | None:
         return None
     lib.depthwise_wgrad.restype = ctypes.c_int
     lib.depthwise_wgrad.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int] * 12
+    ptr, i32, i64, f64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_double
+    lib.bn_act_forward.restype = lib.bn_act_backward.restype = ctypes.c_int
+    lib.bn_act_forward.argtypes = [ptr, ptr, i32, i64, i32, ptr, ptr, f64, i32, ptr, ptr, i32]
+    lib.bn_act_backward.argtypes = [ptr, ptr, ptr, i32, i64, i32, ptr, ptr, ptr, ptr, f64, i32, ptr, ptr, i32]
     return lib
 
 
@@ -117,3 +125,59 @@ def depthwise_wgrad(x: torch.Tensor, grad: torch.Tensor, kernel: int, stride: in
 @depthwise_wgrad.register_fake
 def _(x, grad, kernel, stride, padding):
     return x.new_empty(x.shape[1], 1, kernel, kernel, dtype=torch.float32)
+
+
+def bn_act_applies(x: torch.Tensor, weight: torch.Tensor | None, act: str) -> bool:
+    """Whether the C kernel trains BatchNorm + `act` on `x` (channels_last, fp32 or bf16, on the CPU)
+    with an fp32 `weight`; else the caller uses PyTorch's."""
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16) and x.dim() == 4
+            and x.is_contiguous(memory_format=torch.channels_last) and x.numel() > 0
+            and weight is not None and weight.dtype == torch.float32 and act in ACTIVATIONS and available())
+
+
+@torch.library.custom_op("nas::bn_act_forward", mutates_args=())
+def bn_act_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float,
+                   act: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training-mode BatchNorm of `x` (N, C, H, W, channels_last) with the batch's statistics, then the
+    activation of code `act` (ACTIVATIONS): (y like x, the batch's mean, its biased variance), fp32 stats."""
+    n, c, h, w = x.shape
+    y = torch.empty_like(x, memory_format=torch.channels_last)
+    mean, var = torch.empty(c), torch.empty(c)
+    code = _library().bn_act_forward(x.data_ptr(), y.data_ptr(), int(x.dtype == torch.bfloat16), n * h * w, c,
+                                     weight.contiguous().data_ptr(), bias.contiguous().data_ptr(), eps, act,
+                                     mean.data_ptr(), var.data_ptr(), torch.get_num_threads())
+    if code != 0:
+        raise MemoryError("nas.native.bn_act_forward: out of memory")
+    return y, mean, var
+
+
+@bn_act_forward.register_fake
+def _(x, weight, bias, eps, act):
+    c = x.shape[1]
+    return torch.empty_like(x, memory_format=torch.channels_last), x.new_empty(c, dtype=torch.float32), \
+        x.new_empty(c, dtype=torch.float32)
+
+
+@torch.library.custom_op("nas::bn_act_backward", mutates_args=())
+def bn_act_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                    mean: torch.Tensor, var: torch.Tensor, eps: float,
+                    act: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients (x's, weight's, bias's) of bn_act_forward, given its output's gradient `grad`."""
+    n, c, h, w = x.shape
+    grad = grad.to(x.dtype).contiguous(memory_format=torch.channels_last)
+    grad_x = torch.empty_like(x, memory_format=torch.channels_last)
+    grad_w, grad_b = torch.empty(c), torch.empty(c)
+    code = _library().bn_act_backward(x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), int(x.dtype == torch.bfloat16),
+                                      n * h * w, c, weight.contiguous().data_ptr(), bias.contiguous().data_ptr(),
+                                      mean.data_ptr(), var.data_ptr(), eps, act, grad_w.data_ptr(), grad_b.data_ptr(),
+                                      torch.get_num_threads())
+    if code != 0:
+        raise MemoryError("nas.native.bn_act_backward: out of memory")
+    return grad_x, grad_w, grad_b
+
+
+@bn_act_backward.register_fake
+def _(x, grad, weight, bias, mean, var, eps, act):
+    c = x.shape[1]
+    return torch.empty_like(x, memory_format=torch.channels_last), x.new_empty(c, dtype=torch.float32), \
+        x.new_empty(c, dtype=torch.float32)

@@ -1,5 +1,6 @@
-"""The training-only depthwise kernels give the same outputs and gradients as nn.Conv2d, with the C
-kernel (nas.native) where it builds and without it."""
+"""The training-only kernels give the same outputs and gradients as the plain modules (the depthwise
+convs as nn.Conv2d, the fused BatchNorm + activation as ConvBN's BatchNorm2d and activation), with
+the C kernels (nas.native) where they build and without them."""
 import copy
 
 import pytest
@@ -7,7 +8,10 @@ import torch
 from torch import nn
 
 from nas import native
-from nas.kernels import DepthwiseConv2d, accelerate, restore
+from nas.kernels import DepthwiseConv2d, FastConvBN, accelerate, restore
+from nas.spaces.convpool import ConvPoolBlock
+from nas.spaces.gated import GatedKConvBlock
+from nas.spaces.layers import ConvBN
 
 
 @pytest.fixture(params=["native", "no compiler"])
@@ -109,7 +113,7 @@ def test_the_c_kernel_computes_oneDNNs_weight_gradient(channels, kernel, stride,
 
 def test_a_failed_build_leaves_the_c_kernel_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(native, "FLAGS", ["--no-such-flag"])
+    monkeypatch.setattr(native, "FLAG_SETS", (["--no-such-flag"],))
     native._library.cache_clear()
     try:
         assert not native.available()
@@ -127,3 +131,88 @@ def test_an_unwritable_cache_leaves_the_c_kernel_unavailable(monkeypatch, tmp_pa
         assert not native.available()
     finally:
         native._library.cache_clear()
+
+
+@pytest.mark.parametrize("act", [None, "relu", "gelu", "silu"])
+@pytest.mark.parametrize("channels,size", [(5, 7), (24, 6), (33, 3)])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_fused_batch_norm_act_trains_as_the_plain_modules(act, channels, size, bf16, kernel_path):
+    """Output, every gradient and the running statistics after two training steps; channel counts
+    off the vector width (5, 33) and one on it (24)."""
+    torch.manual_seed(0)
+    plain = ConvBN(3, channels, 3, act=act)
+    with torch.no_grad():
+        plain[1].weight.uniform_(0.5, 1.5)
+        plain[1].bias.uniform_(-0.5, 0.5)
+    fast = copy.deepcopy(plain)
+    accelerate(fast)
+    assert (type(fast) is FastConvBN) == (kernel_path == "native")
+    outs, grads = [], []
+    for module in (plain, fast):
+        module.train()
+        for step in range(2):
+            x = (torch.randn(6, 3, size, size, generator=torch.Generator().manual_seed(step)) * 2 + 1)
+            x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+            module.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                y = module(x)
+            (y.float() * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outs.append(y.float())
+        grads.append([x.grad] + [p.grad for p in module.parameters()] + [b.float() for b in module.buffers()])
+    tol = 3e-2 if bf16 else 1e-5
+    assert torch.allclose(outs[0], outs[1], rtol=tol, atol=tol)
+    for a, b in zip(*grads):
+        assert b.dtype == a.dtype and torch.allclose(a, b, rtol=tol, atol=tol * max(1.0, a.abs().max().item()))
+
+
+def test_fused_batch_norm_act_evaluates_with_the_running_statistics(kernel_path):
+    torch.manual_seed(0)
+    plain = ConvBN(3, 16, 3, act="gelu")
+    plain.train()
+    plain(torch.randn(8, 3, 8, 8))  # running statistics away from their initial values
+    fast = copy.deepcopy(plain)
+    accelerate(fast)
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    plain.eval(), fast.eval()
+    assert torch.equal(plain(x), fast(x))
+    with torch.no_grad():
+        plain.train(), fast.train()
+        assert torch.allclose(plain(x), fast(x), atol=1e-6)  # no gradient: PyTorch's path
+
+
+def test_only_convbns_with_a_fusable_activation_are_swapped():
+    if not native.available():
+        pytest.skip("no C compiler here: the C kernel cannot be built")
+    model = nn.Sequential(ConvBN(3, 8, act="gelu"), ConvBN(8, 8), ConvBN(8, 8, act="hardswish"),
+                          nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8), nn.ReLU()))
+    model[0][2].approximate = "tanh"  # not the exact GELU the kernel computes
+    keys = list(model.state_dict())
+    assert accelerate(model) == 1
+    assert [type(m).__name__ for m in model] == ["ConvBN", "FastConvBN", "ConvBN", "Sequential"]
+    assert list(model.state_dict()) == keys
+    restore(model)
+    assert all(type(m) is ConvBN for m in model[:3])
+
+
+@pytest.mark.parametrize("make", [lambda: ConvPoolBlock(3, 16, act="gelu"),
+                                  lambda: GatedKConvBlock(3, 16, k=2, act="relu"),
+                                  lambda: GatedKConvBlock(16, 16, k=3, residual=True, act="silu")],
+                         ids=["convpool", "gated", "gated-residual"])
+def test_blocks_with_their_own_batch_norm_train_as_before(make, kernel_path):
+    torch.manual_seed(0)
+    plain = make()
+    fast = copy.deepcopy(plain)
+    swapped = accelerate(fast)
+    assert (swapped > 0) == (kernel_path == "native")
+    x = torch.randn(4, plain.conv1.in_channels if hasattr(plain, "conv1") else plain.convs.in_channels, 8, 8)
+    x = x.contiguous(memory_format=torch.channels_last)
+    results = []
+    for module in (plain, fast):
+        xi = x.clone().requires_grad_()
+        y = module(xi)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        results.append([y, xi.grad] + [p.grad for p in module.parameters()] + list(module.buffers()))
+    for a, b in zip(*results):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)
+    restore(fast)
+    assert type(fast) is type(plain)
