@@ -134,11 +134,11 @@ def test_an_unwritable_cache_leaves_the_c_kernel_unavailable(monkeypatch, tmp_pa
 
 
 @pytest.mark.parametrize("act", [None, "relu", "gelu", "silu"])
-@pytest.mark.parametrize("channels,size", [(5, 7), (24, 6), (33, 3)])
+@pytest.mark.parametrize("channels,size", [(5, 7), (24, 6), (33, 3), (257, 2)])
 @pytest.mark.parametrize("bf16", [False, True])
 def test_fused_batch_norm_act_trains_as_the_plain_modules(act, channels, size, bf16, kernel_path):
     """Output, every gradient and the running statistics after two training steps; channel counts
-    off the vector width (5, 33) and one on it (24)."""
+    whose span (lcm with 16) is a few rows (5, 24, 33), and one too wide for it (257: span = a row)."""
     torch.manual_seed(0)
     plain = ConvBN(3, channels, 3, act=act)
     with torch.no_grad():

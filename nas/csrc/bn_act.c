@@ -13,10 +13,13 @@
  * activation's gradient g = dy * act'(z), recomputed from x rather than stored, written into dx
  * while its sums are taken, then dx from g and x in place.
  *
- * Plain C loops over the channels of a row, which the compiler vectorises (-O3 -march=native);
- * exp and erf are polynomial approximations written as arithmetic so they vectorise too (erf:
- * Abramowitz & Stegun 7.1.26, |error| < 1.5e-7). Rows are split across pthreads; sums are kept per
- * thread in fp32 over blocks of BLOCK rows, then added in double. Built and loaded by nas/native.py.
+ * The tensor is read as a flat array whose channel repeats with period C. Every loop runs over spans
+ * of P = lcm(C, 16) elements (a few rows), with the per-channel constants laid out P long, so the
+ * compiler vectorises it (-O3 -march=native) with no scalar remainder whatever C is (a row of 24
+ * channels is a 16-wide vector and 8 left over; 48 elements are three vectors). exp and erf are
+ * polynomial approximations written as arithmetic so they vectorise too (erf: Abramowitz & Stegun
+ * 7.1.26, |error| < 1.5e-7). Spans are split across pthreads; sums are kept per thread in fp32 over
+ * BLOCK spans, then added in double, then folded from P to C. Built and loaded by nas/native.py.
  */
 #include <math.h>
 #include <pthread.h>
@@ -25,7 +28,9 @@
 #include <string.h>
 
 enum { ACT_NONE = 0, ACT_RELU = 1, ACT_GELU = 2, ACT_SILU = 3 };
-#define BLOCK 64
+#define BLOCK 16        /* spans summed in fp32 before adding into double */
+#define VEC 16          /* P is a multiple of this */
+#define MAX_PERIOD 4096 /* beyond it, P = C */
 #define MAX_THREADS 64
 
 static inline float bf16_to_f32(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
@@ -86,183 +91,204 @@ static inline float act_grad(int act, float z) {  /* d act / dz */
     }
 }
 
-typedef struct {
-    const void *x, *dy;
-    void *out;
-    int bf16, act, C;
-    long r0, r1;                           /* the rows of this job */
-    const float *a, *b, *mean, *invstd;    /* per channel: scale, shift (forward) or as named */
-    const float *k1, *k2;                  /* backward pass 2: dbias / M and dweight / M */
-    double *s1, *s2;                       /* per-job sums, C each */
-    float *tmp;                            /* 2 * C floats of block sums */
-} job_t;
-
-/* statistics: sums of (x - x[0]) and its square (x[0], the first row, shifts away cancellation) */
-static void *stats_job(void *arg) {
-    job_t *j = arg;
-    int C = j->C;
-    float *t1 = j->tmp, *t2 = j->tmp + C;
-    const float *shift = j->a;
-    for (long r = j->r0; r < j->r1; r += BLOCK) {
-        long end = r + BLOCK < j->r1 ? r + BLOCK : j->r1;
-        memset(j->tmp, 0, 2 * (size_t)C * sizeof(float));
-        for (long q = r; q < end; q++) {
-            size_t base = (size_t)q * C;
-            if (j->bf16) {
-                const uint16_t *x = (const uint16_t *)j->x + base;
-                for (int c = 0; c < C; c++) { float d = bf16_to_f32(x[c]) - shift[c]; t1[c] += d; t2[c] += d * d; }
-            } else {
-                const float *x = (const float *)j->x + base;
-                for (int c = 0; c < C; c++) { float d = x[c] - shift[c]; t1[c] += d; t2[c] += d * d; }
-            }
-        }
-        for (int c = 0; c < C; c++) { j->s1[c] += t1[c]; j->s2[c] += t2[c]; }
-    }
-    return NULL;
-}
-
 static inline float ld_f32(const float *p) { return *p; }
 static inline float ld_bf16(const uint16_t *p) { return bf16_to_f32(*p); }
 static inline void st_f32(float *p, float v) { *p = v; }
 static inline void st_bf16(uint16_t *p, float v) { *p = f32_to_bf16(v); }
 
-/* For one activation and one dtype: the forward's y = act(x * a + b); the backward's pass 1 (g into
- * out, and the sums of g and g * (x - mean)) and pass 2 (dx from g and x, in out). */
-#define PASSES(NAME, ACT, T, SFX)                                                                        \
-    static void NAME##_forward_##SFX(job_t *j) {                                                         \
-        int C = j->C;                                                                                    \
-        const float *restrict a = j->a, *restrict b = j->b;                                              \
-        for (long q = j->r0; q < j->r1; q++) {                                                           \
-            const T *restrict x = (const T *)j->x + (size_t)q * C;                                       \
-            T *restrict y = (T *)j->out + (size_t)q * C;                                                 \
-            for (int c = 0; c < C; c++) st_##SFX(y + c, act_f(ACT, ld_##SFX(x + c) * a[c] + b[c]));      \
+typedef struct {
+    const void *x, *dy;
+    void *out;
+    int bf16, act, P;
+    size_t e0, e1;                          /* the elements of this job: e0 a multiple of P */
+    const float *a, *b, *mean, *invstd;     /* per element of a span (P): scale, shift, or as named */
+    const float *k1, *k2;                   /* backward pass 2: dbias / M and dweight / M */
+    double *s1, *s2;                        /* per-job sums, P each */
+    float *t1, *t2;                         /* per-job fp32 sums of the current block of spans, P each */
+} job_t;
+
+/* One span of n <= P elements starting at a channel-0 element, for one activation and dtype. */
+#define SPANS(NAME, ACT, T, SFX)                                                                         \
+    static inline void NAME##_stats_##SFX(const T *restrict x, const float *restrict k, float *restrict t1, \
+                                          float *restrict t2, int n) {                                   \
+        for (int i = 0; i < n; i++) { float d = ld_##SFX(x + i) - k[i]; t1[i] += d; t2[i] += d * d; }    \
+    }                                                                                                    \
+    static inline void NAME##_forward_##SFX(const T *restrict x, T *restrict y, const float *restrict a,   \
+                                            const float *restrict b, int n) {                            \
+        for (int i = 0; i < n; i++) st_##SFX(y + i, act_f(ACT, ld_##SFX(x + i) * a[i] + b[i]));          \
+    }                                                                                                    \
+    static inline void NAME##_sums_##SFX(const T *restrict x, const T *restrict dy, T *restrict g,        \
+                                         const float *restrict a, const float *restrict b,               \
+                                         const float *restrict mean, float *restrict t1,                 \
+                                         float *restrict t2, int n) {                                    \
+        for (int i = 0; i < n; i++)                                                                      \
+            st_##SFX(g + i, ld_##SFX(dy + i) * act_grad(ACT, ld_##SFX(x + i) * a[i] + b[i]));            \
+        for (int i = 0; i < n; i++) {  /* a second loop, so that both vectorise */                       \
+            float gi = ld_##SFX(g + i);                                                                  \
+            t1[i] += gi;                                                                                 \
+            t2[i] += gi * (ld_##SFX(x + i) - mean[i]);                                                   \
         }                                                                                                \
     }                                                                                                    \
-    static void NAME##_sums_##SFX(job_t *j) {                                                            \
-        int C = j->C;                                                                                    \
-        const float *restrict a = j->a, *restrict b = j->b, *restrict mean = j->mean;                    \
-        float *restrict t1 = j->tmp, *restrict t2 = j->tmp + C;                                          \
-        for (long r = j->r0; r < j->r1; r += BLOCK) {                                                    \
-            long end = r + BLOCK < j->r1 ? r + BLOCK : j->r1;                                            \
-            memset(j->tmp, 0, 2 * (size_t)C * sizeof(float));                                            \
-            for (long q = r; q < end; q++) {                                                             \
-                const T *restrict x = (const T *)j->x + (size_t)q * C;                                   \
-                const T *restrict dy = (const T *)j->dy + (size_t)q * C;                                 \
-                T *restrict gout = (T *)j->out + (size_t)q * C;                                          \
-                for (int c = 0; c < C; c++)                                                              \
-                    st_##SFX(gout + c, ld_##SFX(dy + c) * act_grad(ACT, ld_##SFX(x + c) * a[c] + b[c]));  \
-                for (int c = 0; c < C; c++) {  /* a second loop, so that both vectorise */               \
-                    float g = ld_##SFX(gout + c);                                                        \
-                    t1[c] += g;                                                                          \
-                    t2[c] += g * (ld_##SFX(x + c) - mean[c]);                                            \
-                }                                                                                        \
+    static inline void NAME##_dx_##SFX(const T *restrict x, T *restrict dx, const float *restrict a,      \
+                                       const float *restrict mean, const float *restrict invstd,         \
+                                       const float *restrict k1, const float *restrict k2, int n) {      \
+        for (int i = 0; i < n; i++) {  /* dx holds g (pass 1) */                                         \
+            float xhat = (ld_##SFX(x + i) - mean[i]) * invstd[i];                                        \
+            st_##SFX(dx + i, a[i] * (ld_##SFX(dx + i) - k1[i] - xhat * k2[i]));                          \
+        }                                                                                                \
+    }                                                                                                    \
+    static void NAME##_run_##SFX(job_t *j, int pass) {                                                   \
+        const T *x = (const T *)j->x, *dy = (const T *)j->dy;                                            \
+        T *out = (T *)j->out;                                                                            \
+        int P = j->P, spans = 0;                                                                         \
+        if (pass != 1) { memset(j->t1, 0, (size_t)P * sizeof(float)); memset(j->t2, 0, (size_t)P * sizeof(float)); } \
+        for (size_t e = j->e0; e < j->e1; e += P) {                                                      \
+            int n = j->e1 - e < (size_t)P ? (int)(j->e1 - e) : P;                                        \
+            switch (pass) {                                                                              \
+            case 0: NAME##_stats_##SFX(x + e, j->a, j->t1, j->t2, n); break;                             \
+            case 1: NAME##_forward_##SFX(x + e, out + e, j->a, j->b, n); break;                          \
+            case 2: NAME##_sums_##SFX(x + e, dy + e, out + e, j->a, j->b, j->mean, j->t1, j->t2, n); break; \
+            default: NAME##_dx_##SFX(x + e, out + e, j->a, j->mean, j->invstd, j->k1, j->k2, n);          \
             }                                                                                            \
-            for (int c = 0; c < C; c++) { j->s1[c] += t1[c]; j->s2[c] += t2[c]; }                        \
-        }                                                                                                \
-    }                                                                                                    \
-    static void NAME##_dx_##SFX(job_t *j) {  /* out holds g (pass 1): dx overwrites it */                \
-        int C = j->C;                                                                                    \
-        const float *restrict a = j->a, *restrict mean = j->mean, *restrict invstd = j->invstd;          \
-        const float *restrict k1 = j->k1, *restrict k2 = j->k2;                                          \
-        for (long q = j->r0; q < j->r1; q++) {                                                           \
-            const T *restrict x = (const T *)j->x + (size_t)q * C;                                       \
-            T *restrict dx = (T *)j->out + (size_t)q * C;                                                \
-            for (int c = 0; c < C; c++) {                                                                \
-                float xhat = (ld_##SFX(x + c) - mean[c]) * invstd[c];                                    \
-                st_##SFX(dx + c, a[c] * (ld_##SFX(dx + c) - k1[c] - xhat * k2[c]));                      \
+            if ((pass == 0 || pass == 2) && (++spans == BLOCK || e + P >= j->e1)) {                      \
+                for (int i = 0; i < P; i++) { j->s1[i] += j->t1[i]; j->s2[i] += j->t2[i]; }              \
+                memset(j->t1, 0, (size_t)P * sizeof(float));                                            \
+                memset(j->t2, 0, (size_t)P * sizeof(float));                                            \
+                spans = 0;                                                                               \
             }                                                                                            \
         }                                                                                                \
     }
-#define ACTIVATION(NAME, ACT) PASSES(NAME, ACT, float, f32) PASSES(NAME, ACT, uint16_t, bf16)
+#define ACTIVATION(NAME, ACT) SPANS(NAME, ACT, float, f32) SPANS(NAME, ACT, uint16_t, bf16)
 ACTIVATION(none, ACT_NONE)
 ACTIVATION(relu, ACT_RELU)
 ACTIVATION(gelu, ACT_GELU)
 ACTIVATION(silu, ACT_SILU)
 
-#define DISPATCH(PASS)                                                                                   \
-    static void *PASS##_job(void *arg) {                                                                 \
+/* passes: 0 statistics, 1 forward, 2 backward sums (g into out), 3 dx */
+#define PASS_JOB(PASS)                                                                                   \
+    static void *pass##PASS##_job(void *arg) {                                                           \
         job_t *j = arg;                                                                                  \
-        switch (j->act * 2 + j->bf16) {                                                                  \
-        case ACT_RELU * 2: relu_##PASS##_f32(j); break;                                                  \
-        case ACT_RELU * 2 + 1: relu_##PASS##_bf16(j); break;                                             \
-        case ACT_GELU * 2: gelu_##PASS##_f32(j); break;                                                  \
-        case ACT_GELU * 2 + 1: gelu_##PASS##_bf16(j); break;                                             \
-        case ACT_SILU * 2: silu_##PASS##_f32(j); break;                                                  \
-        case ACT_SILU * 2 + 1: silu_##PASS##_bf16(j); break;                                             \
-        case 1: none_##PASS##_bf16(j); break;                                                            \
-        default: none_##PASS##_f32(j);                                                                   \
+        int act = PASS == 0 ? ACT_NONE : j->act;                                                         \
+        switch (act * 2 + j->bf16) {                                                                     \
+        case ACT_RELU * 2: relu_run_f32(j, PASS); break;                                                 \
+        case ACT_RELU * 2 + 1: relu_run_bf16(j, PASS); break;                                            \
+        case ACT_GELU * 2: gelu_run_f32(j, PASS); break;                                                 \
+        case ACT_GELU * 2 + 1: gelu_run_bf16(j, PASS); break;                                            \
+        case ACT_SILU * 2: silu_run_f32(j, PASS); break;                                                 \
+        case ACT_SILU * 2 + 1: silu_run_bf16(j, PASS); break;                                            \
+        case 1: none_run_bf16(j, PASS); break;                                                           \
+        default: none_run_f32(j, PASS);                                                                  \
         }                                                                                                \
         return NULL;                                                                                     \
     }
-DISPATCH(forward)
-DISPATCH(sums)
-DISPATCH(dx)
+PASS_JOB(0)
+PASS_JOB(1)
+PASS_JOB(2)
+PASS_JOB(3)
 
-/* Run `fn` on `threads` jobs splitting rows [0, M); job 0 in this thread. */
-static void run_jobs(void *(*fn)(void *), job_t *jobs, int threads, long M) {
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int t = 0; t < threads; t++) {
-        jobs[t].r0 = M * t / threads;
-        jobs[t].r1 = M * (t + 1) / threads;
-        if (t > 0) started[t] = pthread_create(&ids[t], NULL, fn, &jobs[t]) == 0;
-    }
-    fn(&jobs[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t]) pthread_join(ids[t], NULL);
-        else fn(&jobs[t]);  /* no thread for it: run it here */
-    }
+static int gcd(int a, int b) { while (b) { int t = a % b; a = b; b = t; } return a; }
+
+/* The span: lcm(C, VEC) elements, or C where that is too long. */
+static int period(int C) {
+    long p = (long)C / gcd(C, VEC) * VEC;
+    return p <= MAX_PERIOD ? (int)p : C;
 }
 
-static int clamp_threads(int threads, long M) {
+/* Per-channel values laid out over a span of P: out[i] = v[i % C]. */
+static void spread(float *out, const float *v, int C, int P) {
+    for (int i = 0; i < P; i++) out[i] = v[i % C];
+}
+
+/* Per-channel totals from per-span-element sums: out[c] = sum over i % C == c of s[i]. */
+static void fold(double *out, const double *s, int C, int P) {
+    for (int c = 0; c < C; c++) out[c] = 0.0;
+    for (int i = 0; i < P; i++) out[i % C] += s[i];
+}
+
+typedef struct {
+    job_t jobs[MAX_THREADS];
+    int threads;
+    char *mem;
+} plan_t;
+
+/* Jobs over `total` elements in spans of P, one per thread; each with its sums (zeroed). 0 or -1. */
+static int plan(plan_t *p, int threads, size_t total, int P, job_t proto) {
+    size_t spans = (total + P - 1) / P;
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (threads > M / BLOCK) threads = M / BLOCK > 0 ? (int)(M / BLOCK) : 1;
-    return threads;
+    if ((size_t)threads > spans / BLOCK) threads = spans / BLOCK > 0 ? (int)(spans / BLOCK) : 1;
+    size_t per = 2 * (size_t)P * (sizeof(double) + sizeof(float));
+    p->mem = calloc((size_t)threads, per);
+    if (p->mem == NULL) return -1;
+    p->threads = threads;
+    for (int t = 0; t < threads; t++) {
+        job_t *j = &p->jobs[t];
+        *j = proto;
+        j->P = P;
+        j->e0 = spans * t / threads * P;
+        j->e1 = spans * (t + 1) / threads * P;
+        if (j->e1 > total) j->e1 = total;
+        j->s1 = (double *)(p->mem + per * t);
+        j->s2 = j->s1 + P;
+        j->t1 = (float *)(j->s2 + P);
+        j->t2 = j->t1 + P;
+    }
+    return 0;
 }
 
-/* Sums per job (2 * C doubles) and block sums (2 * C floats) for `threads` jobs, zeroed; NULL if out of memory. */
-static void *sums_alloc(job_t *jobs, int threads, int C) {
-    char *mem = calloc((size_t)threads, 2 * (size_t)C * (sizeof(double) + sizeof(float)));
-    if (mem == NULL) return NULL;
-    for (int t = 0; t < threads; t++) {
-        char *p = mem + (size_t)t * 2 * C * (sizeof(double) + sizeof(float));
-        jobs[t].s1 = (double *)p;
-        jobs[t].s2 = jobs[t].s1 + C;
-        jobs[t].tmp = (float *)(jobs[t].s2 + C);
+/* Run `fn` on every job of the plan; job 0 in this thread. */
+static void run(plan_t *p, void *(*fn)(void *)) {
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 1; t < p->threads; t++) started[t] = pthread_create(&ids[t], NULL, fn, &p->jobs[t]) == 0;
+    fn(&p->jobs[0]);
+    for (int t = 1; t < p->threads; t++) {
+        if (started[t]) pthread_join(ids[t], NULL);
+        else fn(&p->jobs[t]);  /* no thread for it: run it here */
     }
-    return mem;
+}
+
+/* The jobs' sums, added over jobs and folded to C channels: into o1, o2 (C doubles each). */
+static void totals(plan_t *p, int C, double *o1, double *o2) {
+    int P = p->jobs[0].P;
+    for (int t = 1; t < p->threads; t++)
+        for (int i = 0; i < P; i++) { p->jobs[0].s1[i] += p->jobs[t].s1[i]; p->jobs[0].s2[i] += p->jobs[t].s2[i]; }
+    fold(o1, p->jobs[0].s1, C, P);
+    fold(o2, p->jobs[0].s2, C, P);
 }
 
 /* The forward pass: mean and (biased) var of x's channels out; y = act((x - mean) / sqrt(var + eps) * weight
  * + bias). weight and bias: C floats each. Returns 0, or -1 if memory ran out. */
 int bn_act_forward(const void *x, void *y, int bf16, long M, int C, const float *weight, const float *bias,
                    double eps, int act, float *mean, float *var, int threads) {
-    threads = clamp_threads(threads, M);
-    job_t jobs[MAX_THREADS];
-    float *shift = malloc(3 * (size_t)C * sizeof(float));
-    if (shift == NULL) return -1;
-    float *a = shift + C, *b = shift + 2 * C;
-    for (int c = 0; c < C; c++) shift[c] = M > 0 ? load(x, bf16, c) : 0.0f;
-    for (int t = 0; t < threads; t++) jobs[t] = (job_t){.x = x, .out = y, .bf16 = bf16, .act = act, .C = C, .a = shift};
-    void *mem = sums_alloc(jobs, threads, C);
-    if (mem == NULL) { free(shift); return -1; }
-    run_jobs(stats_job, jobs, threads, M);
+    int P = period(C);
+    float *buf = malloc((3 * (size_t)P + 3 * (size_t)C) * sizeof(float));
+    double *sums = malloc(2 * (size_t)C * sizeof(double));
+    plan_t p;
+    if (buf == NULL || sums == NULL || plan(&p, threads, (size_t)M * C, P,
+                                            (job_t){.x = x, .out = y, .bf16 = bf16, .act = act}) != 0) {
+        free(buf); free(sums); return -1;
+    }
+    float *kP = buf, *aP = buf + P, *bP = buf + 2 * P, *k = buf + 3 * P, *a = k + C, *b = a + C;
+    for (int c = 0; c < C; c++) k[c] = M > 0 ? load(x, bf16, c) : 0.0f;  /* the first row: a shift against cancellation */
+    spread(kP, k, C, P);
+    for (int t = 0; t < p.threads; t++) p.jobs[t].a = kP;
+    run(&p, pass0_job);
+    totals(&p, C, sums, sums + C);
     for (int c = 0; c < C; c++) {
-        double s1 = 0.0, s2 = 0.0;
-        for (int t = 0; t < threads; t++) { s1 += jobs[t].s1[c]; s2 += jobs[t].s2[c]; }
-        double m = s1 / (double)M, v = s2 / (double)M - m * m;
+        double m = sums[c] / (double)M, v = sums[C + c] / (double)M - m * m;
         if (v < 0.0) v = 0.0;
-        mean[c] = (float)(shift[c] + m);
+        mean[c] = (float)(k[c] + m);
         var[c] = (float)v;
         double inv = 1.0 / sqrt(v + eps);
         a[c] = (float)(weight[c] * inv);
-        b[c] = (float)(bias[c] - (shift[c] + m) * weight[c] * inv);
+        b[c] = (float)(bias[c] - (k[c] + m) * weight[c] * inv);
     }
-    for (int t = 0; t < threads; t++) { jobs[t].a = a; jobs[t].b = b; }
-    run_jobs(forward_job, jobs, threads, M);
-    free(mem);
-    free(shift);
+    spread(aP, a, C, P);
+    spread(bP, b, C, P);
+    for (int t = 0; t < p.threads; t++) { p.jobs[t].a = aP; p.jobs[t].b = bP; }
+    run(&p, pass1_job);
+    free(p.mem); free(buf); free(sums);
     return 0;
 }
 
@@ -271,34 +297,42 @@ int bn_act_forward(const void *x, void *y, int bf16, long M, int C, const float 
 int bn_act_backward(const void *x, const void *dy, void *dx, int bf16, long M, int C, const float *weight,
                     const float *bias, const float *mean, const float *var, double eps, int act, float *dweight,
                     float *dbias, int threads) {
-    threads = clamp_threads(threads, M);
-    job_t jobs[MAX_THREADS];
-    float *a = malloc(5 * (size_t)C * sizeof(float));
-    if (a == NULL) return -1;
-    float *b = a + C, *invstd = a + 2 * C, *k1 = a + 3 * C, *k2 = a + 4 * C;
-    for (int c = 0; c < C; c++) {
-        double inv = 1.0 / sqrt((double)var[c] + eps);
-        invstd[c] = (float)inv;
-        a[c] = (float)(weight[c] * inv);
-        b[c] = (float)(bias[c] - mean[c] * weight[c] * inv);
+    int P = period(C);
+    float *buf = malloc((6 * (size_t)P + 6 * (size_t)C) * sizeof(float));
+    double *sums = malloc(2 * (size_t)C * sizeof(double));
+    plan_t p;
+    if (buf == NULL || sums == NULL || plan(&p, threads, (size_t)M * C, P,
+                                            (job_t){.x = x, .dy = dy, .out = dx, .bf16 = bf16, .act = act}) != 0) {
+        free(buf); free(sums); return -1;
     }
-    for (int t = 0; t < threads; t++)
-        jobs[t] = (job_t){.x = x, .dy = dy, .out = dx, .bf16 = bf16, .act = act, .C = C, .a = a, .b = b,
-                          .mean = mean, .invstd = invstd, .k1 = k1, .k2 = k2};
-    void *mem = sums_alloc(jobs, threads, C);
-    if (mem == NULL) { free(a); return -1; }
-    run_jobs(sums_job, jobs, threads, M);
+    float *aP = buf, *bP = aP + P, *meanP = bP + P, *invP = meanP + P, *k1P = invP + P, *k2P = k1P + P;
+    float *a = k2P + P, *b = a + C, *inv = b + C, *k1 = inv + C, *k2 = k1 + C;
     for (int c = 0; c < C; c++) {
-        double sg = 0.0, sgx = 0.0;
-        for (int t = 0; t < threads; t++) { sg += jobs[t].s1[c]; sgx += jobs[t].s2[c]; }
-        sgx *= invstd[c];  /* the sums were of g * (x - mean) */
+        double i = 1.0 / sqrt((double)var[c] + eps);
+        inv[c] = (float)i;
+        a[c] = (float)(weight[c] * i);
+        b[c] = (float)(bias[c] - mean[c] * weight[c] * i);
+    }
+    spread(aP, a, C, P);
+    spread(bP, b, C, P);
+    spread(meanP, mean, C, P);
+    spread(invP, inv, C, P);
+    for (int t = 0; t < p.threads; t++) {
+        job_t *j = &p.jobs[t];
+        j->a = aP; j->b = bP; j->mean = meanP; j->invstd = invP; j->k1 = k1P; j->k2 = k2P;
+    }
+    run(&p, pass2_job);
+    totals(&p, C, sums, sums + C);
+    for (int c = 0; c < C; c++) {
+        double sg = sums[c], sgx = sums[C + c] * inv[c];  /* the sums were of g * (x - mean) */
         dbias[c] = (float)sg;
         dweight[c] = (float)sgx;
         k1[c] = (float)(sg / (double)M);
         k2[c] = (float)(sgx / (double)M);
     }
-    run_jobs(dx_job, jobs, threads, M);
-    free(mem);
-    free(a);
+    spread(k1P, k1, C, P);
+    spread(k2P, k2, C, P);
+    run(&p, pass3_job);
+    free(p.mem); free(buf); free(sums);
     return 0;
 }
