@@ -48,6 +48,21 @@ def summary(out: Path) -> dict:
             "summary": winner["summary"]}
 
 
+def below_share(out: Path, share: float) -> dict:
+    """What a whole-space search spent on candidates under `share` of its params budget, and how far they got."""
+    winner = json.loads((out / "winner.json").read_text())
+    budget = winner["budget"]["max_params"]
+    jobs = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines() if line.strip()]
+    small = [j for j in jobs if j["params"] < share * budget]
+    rung0 = sorted((j for j in jobs if j["rung"] == 0 and j["score"] is not None), key=lambda j: -j["score"])
+    top = rung0[:max(1, len(rung0) // 4)]
+    return {"candidates": sum(j["rung"] == 0 for j in small),
+            "seconds": sum(j["seconds"] for j in small), "all_seconds": sum(j["seconds"] for j in jobs),
+            "promoted": [sum(j["rung"] == k for j in small) for k in range(1, winner["ladder"]["rungs"])],
+            "top_small": sum(j["params"] < share * budget for j in top), "top": len(top),
+            "won": winner["params"] < share * budget}
+
+
 def pairs(work: Path) -> list[tuple[str, dict, dict]]:
     """(name, default's summary, whole space's summary) of every finished pair under `work`."""
     found = []
@@ -75,11 +90,20 @@ def report(work: Path, args) -> None:
     verdict = (f"Default minus whole space, per pair (points, winners on the same rung): "
                f"{', '.join('-' if g is None else f'{g:+.2f}' for g in gaps)}; the default won {sum(g > 0 for g in scored)} "
                f"of {len(scored)}" + (f", median {statistics.median(scored):+.2f}" if scored else "") + ".")
+    spent = []
+    for name, *_ in pairs(work):
+        b = below_share(work / name / "share-0", DEFAULT_SHARE)
+        spent.append([name, b["candidates"], f"{b['seconds']:,.0f} s ({100 * b['seconds'] / b['all_seconds']:.0f}%)",
+                      ", ".join(map(str, b["promoted"])), f"{b['top_small']} of {b['top']}", "yes" if b["won"] else "no"])
     publish("Budget-aware sampling", f"`nas search {args.space} --budget {args.budget} --strategy {args.strategy}`, "
             "each pair with the same --time and --seed (the folder's name), with and without the minimum share of "
             "the budget. The winner's score is at the ladder's last rung, on the held-out validation split.\n\n"
             + table(["pair", "--min-share", "candidates", "jobs per rung", "mean params trained", "winner params",
-                     "winner rung", "winner score", "winner"], rows) + "\n\n" + verdict, args.docs)
+                     "winner rung", "winner score", "winner"], rows) + "\n\n" + verdict
+            + f"\n\nWhat each whole-space search spent on candidates under the default's share ({DEFAULT_SHARE:g} of the "
+            "budget), which the default never trains:\n\n"
+            + table(["pair", "candidates under the share", "training time on them", "of them promoted to rungs 1, 2, ...",
+                     "under the share in rung 0's top quarter", "won"], spent), args.docs)
 
 
 def main():
