@@ -185,3 +185,38 @@ def test_a_search_that_runs_out_of_candidates_says_so(tmp_path):
     run_search(space, config, make_dataset(), tmp_path / "run", view=View(tmp_path / "run" / "trials.jsonl"))
     assert len((tmp_path / "run" / "trials.jsonl").read_text().splitlines()) == 2
     assert ended == [f"grid found no untried candidate within the budget (2 of the {space.size} it drew fit)"]
+
+
+TWIN_SPACE = '''
+from nas.spaces import Head, Space, Stage, Stem, choice
+space = Space(
+    name="twins",
+    stem=Stem(width=8),
+    stages=[Stage(choice("b", ["dwsep", "mbconv"]), width=8, kernel=3, expansion=choice("e", [1, 2, 3]))],
+    head=Head(hidden=0),
+    num_classes=4,
+)
+'''
+
+
+def test_choices_that_build_the_same_network_train_it_once(tmp_path):
+    space_file = tmp_path / "twins.py"
+    space_file.write_text(TWIN_SPACE)
+    space = load_space(space_file)
+    # dwsep ignores the expansion: its three choices build one network, mbconv's three networks
+    assert space.size == 6 and len({space.resolve(c).summary() for c in space.enumerate()}) == 4
+    config = SearchConfig(str(space_file), Budget(100_000), strategy="grid", trials=6, recipe=RECIPE, rungs=1,
+                          min_share=0)
+    ended = []
+
+    class View(LineCounter):
+        def finish(self, log, ended_early=None):
+            ended.append(ended_early)
+
+    log = tmp_path / "run" / "trials.jsonl"
+    run_search(space, config, make_dataset(), tmp_path / "run", view=View(log))
+    records = [json.loads(l) for l in log.read_text().splitlines()]
+    assert sorted(r["summary"] for r in records) == sorted({space.resolve(c).summary() for c in space.enumerate()})
+    assert ended == [f"grid found no untried candidate within the budget (4 of the 4 it drew fit)"]
+    run_search(space, config, make_dataset(), tmp_path / "run")  # a resume replays the twins: nothing trains
+    assert log.read_text().splitlines() == [json.dumps(r) for r in records]

@@ -18,9 +18,15 @@ strategy (seeded) proposes the same candidates in the same order; those already 
 answered from it without training, which rebuilds the strategy's state exactly. The promotions
 the interrupted run owed are made when the replay reaches the last candidate it had trained,
 and the search carries on from the first candidate it has not tried. No job is trained twice.
+
+Twins: choices that differ only in knobs their blocks ignore (the expansion of a depthwise-separable
+stage, say) build the same network. A proposal whose network was trained already is answered with
+that network's score instead of being trained again (regularized evolution drew 3 such twins in its
+first 32 candidates of spaces/tiny_mixer.py).
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -207,6 +213,14 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
 
     fits: dict[str, bool] = {}  # candidate key -> within the budget (strategies draw the same ones again)
 
+    def network(candidate: dict) -> str:
+        return json.dumps(space.resolve(candidate).to_dict(), sort_keys=True)
+
+    first_of: dict[str, dict] = {}  # network -> the first candidate trained as it (or training now)
+    for r in log.records:
+        first_of.setdefault(network(r.candidate), r.candidate)
+    latest = 0  # the trial last proposed: started, or answered from the log on a replay
+
     def feasible(candidate: dict) -> bool:
         key = candidate_key(candidate)
         if key not in fits:
@@ -223,12 +237,22 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         """Tell the strategy the score of the highest rung the candidate has reached, and give it the
         better scores of the candidates it was told of before that have since been promoted. Up to
         now, that is; for a replayed candidate, up to when the next one was first trained."""
+        nonlocal latest
         trial = log.rungs(candidate)[0].trial
+        latest = max(latest, trial)
         cutoff = next((i for i, r in enumerate(log.records) if r.rung == 0 and r.trial > trial), None)
         best = highest(trial, cutoff)
         proposer.report(candidate, best.score if best else 0.0)
         told[trial] = best.rung if best else -1
         tell_promotions(cutoff)
+
+    def answer_twin(candidate: dict, twin: dict) -> None:
+        """Tell the strategy the score of the same network trained as `twin`: its highest rung up to
+        now, or, on a replay, up to when the candidate after the one last proposed was first trained
+        (which is what the first run told it)."""
+        cutoff = next((i for i, r in enumerate(log.records) if r.rung == 0 and r.trial > latest), None)
+        best = highest(log.rungs(twin)[0].trial, cutoff)
+        proposer.report(candidate, best.score if best else 0.0)
 
     def tell_promotions(cutoff: int | None) -> None:
         for trial, rung in told.items():
@@ -252,8 +276,9 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
 
     def propose_next() -> bool:
         """Ask the strategy for a candidate and start it on rung 0, answering at once the ones
-        not to train (tried already, or outside the budget); False once nothing more will come."""
-        nonlocal stale, ended_early
+        not to train (tried already, as itself or as a twin, or outside the budget); False once
+        nothing more will come."""
+        nonlocal stale, ended_early, latest
         stale_limit = STALE_PER_TRIAL * (config.max_trials or len(log) + 1) + STALE_MIN
         while stale < stale_limit:
             if not admits_another():  # thousands of useless proposals can take seconds: the clock runs on
@@ -266,18 +291,25 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
                 ended_early = (f"{config.strategy} found no untried candidate within the budget "
                                f"({sum(fits.values()):,} of the {len(fits):,} it drew fit)")
                 return False
+            twin = first_of.get(network(candidate))
             if log.rungs(candidate):  # replay on resume, or a strategy repeating itself
                 stale += 1
                 answer(candidate)
-            elif not feasible(candidate) or any(j.candidate == candidate for j in running.values()):
+            elif twin is not None and log.rungs(twin):  # the same network, trained already
+                stale += 1
+                answer_twin(candidate, twin)
+            elif twin is not None or not feasible(candidate):  # the same network training now, or over budget
                 stale += 1
                 proposer.report(candidate, 0.0)
             else:
                 stale = 0
                 trial = max([r.trial for r in log.records] + [t for t, _ in running], default=0) + 1
+                first_of[network(candidate)] = candidate
+                latest = trial
                 start_job(trial, 0, candidate)
                 return True
-        ended_early = f"{config.strategy}'s last {stale:,} proposals were all tried already or outside the budget"
+        ended_early = (f"{config.strategy}'s last {stale:,} proposals were all tried already (or their twins) "
+                       f"or outside the budget")
         return False
 
     proposing = True
