@@ -133,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eta", type=_at_least_two, default=search_default["eta"],
                    help=f"each rung promotes its best 1/eta (default {search_default['eta']})")
     s.add_argument("--min-share", type=_share, default=search_default["min_share"],
-                   help=f"train only candidates using at least this share of the budget "
-                        f"(default {search_default['min_share']}; 0 trains any that fits)")
+                   help=f"train only candidates using at least this share of the budget: of --budget's params or "
+                        f"of --macs, whichever they use more of (default {search_default['min_share']}; 0 trains "
+                        f"any that fits)")
     s.add_argument("--batch-size", type=_positive_int, help="proxy batch size (default 256 on a CPU, 512 on a GPU)")
     s.add_argument("--trial-timeout", type=_positive_float, help="seconds a trial may train before it fails")
     s.add_argument("--val-fraction", type=_open_fraction, default=search_default["val_fraction"],
