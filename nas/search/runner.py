@@ -291,7 +291,8 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
                 ended_early = (f"{config.strategy} found no untried candidate within the budget "
                                f"({sum(fits.values()):,} of the {len(fits):,} it drew fit)")
                 return False
-            twin = first_of.get(network(candidate))
+            shape = network(candidate)
+            twin = first_of.get(shape)
             if log.rungs(candidate):  # replay on resume, or a strategy repeating itself
                 stale += 1
                 answer(candidate)
@@ -304,7 +305,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
             else:
                 stale = 0
                 trial = max([r.trial for r in log.records] + [t for t, _ in running], default=0) + 1
-                first_of[network(candidate)] = candidate
+                first_of[shape] = candidate
                 latest = trial
                 start_job(trial, 0, candidate)
                 return True
