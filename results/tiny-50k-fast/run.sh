@@ -2,7 +2,7 @@
 # tiny-50k within the 2.5 hours: search spaces/tiny.py under 50,000 parameters and 10M
 # multiply-accumulates per image (the MAC cap keeps the retrain's epochs near a minute on this 2-core CPU),
 # training only candidates using 70%+ of the budget, for 35 minutes; retrain the winner for 100 epochs
-# without cutout (the 50-epoch retrain of results/tiny-50k underfit), then write the report.
+# without cutout (the 50-epoch retrain of results/tiny-50k-first underfit), then write the report.
 # Run on 2026-12-03 on the 2-core Intel Xeon (AMX-BF16): search 35 min, retrain 6,216 s: 2.3 h in all.
 # DATA: the unpacked offline copy (python ../shared/data/unpack_cifar10.py --out DIR).
 set -e
