@@ -8,7 +8,7 @@ from .test_spaces import feasible_samples
 
 # (space, parameter limit for the sample, candidates checked): 100 per space, kept to sizes
 # that build quickly; params are checked on every one, MACs against both counters.
-CASES = [("tiny", 200_000), ("gated", 3_000_000), ("resnet", 5_000_000)]
+CASES = [("tiny", 200_000), ("gated", 3_000_000), ("resnet", 5_000_000), ("tiny_convmixer", 60_000)]
 
 
 @pytest.mark.parametrize("name,limit", CASES)

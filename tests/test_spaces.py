@@ -8,7 +8,7 @@ from nas.budget import Budget, estimate
 from nas.spaces import Architecture, Space, Stage, Stem, builtin, choice, irange
 from nas.spaces.gated import GatedKConvBlock
 
-SPACES = ["tiny", "gated", "resnet"]
+SPACES = ["tiny", "gated", "resnet", "tiny_convmixer"]
 
 
 def feasible_samples(space, n, max_params, seed=0):
@@ -34,7 +34,8 @@ def test_space_files_import_as_modules():
     assert tiny.fingerprint() == builtin("tiny").fingerprint()
 
 
-@pytest.mark.parametrize("name,limit", [("tiny", 50_000), ("gated", 3_000_000), ("resnet", 5_000_000)])
+@pytest.mark.parametrize("name,limit", [("tiny", 50_000), ("gated", 3_000_000), ("resnet", 5_000_000),
+                                        ("tiny_convmixer", 50_000)])
 def test_sampled_candidates_run_forward(name, limit):
     space = builtin(name)
     for cand in feasible_samples(space, 4, limit, seed=1):
@@ -144,7 +145,8 @@ def test_the_block_registry_is_consistent():
 
     from nas.spaces.network import BLOCKS
     from nas.spaces.registry import FAMILIES
-    assert set(FAMILIES) == set(BLOCKS) >= {"conv", "residual", "dwsep", "mbconv", "mixer", "gated", "convpool"}
+    assert set(FAMILIES) == set(BLOCKS) >= {"conv", "residual", "dwsep", "mbconv", "mixer", "gated", "convpool",
+                                            "convmixer"}
     for name, family in FAMILIES.items():
         cost_params = inspect.signature(family.cost).parameters
         assert list(cost_params)[:4] == ["cin", "cout", "stride", "size"], name
@@ -180,3 +182,35 @@ def test_the_gated_blocks_channels_last_mix_is_the_same_sum_as_its_einsum():
         assert fast.is_contiguous(memory_format=torch.channels_last)  # the layout is kept
         assert torch.allclose(fast, block.mix(a, y), atol=1e-6)
         assert torch.allclose(block(x.contiguous(memory_format=torch.channels_last)), block(x), atol=1e-5)
+
+
+def test_convmixer_block_matches_its_formula_and_freezes_as_code():
+    """pointwise(x + depthwise(x)) after a projection when the shape changes; the frozen model.py
+    builds the same network, and the estimate counts it exactly."""
+    from nas.budget import count_params
+    from nas.export import model_source
+    from nas.spaces.convmixer import ConvMixerBlock
+
+    torch.manual_seed(0)
+    for cin, cout, stride in ((8, 8, 1), (6, 8, 2)):
+        block = ConvMixerBlock(cin, cout, stride=stride, kernel=5, act="relu").eval()
+        x = torch.randn(2, cin, 8, 8)
+        with torch.no_grad():
+            z = block.project(x)
+            expected = block.pointwise(z + block.depthwise(z))
+            assert torch.allclose(block(x), expected)
+            assert block(x).shape == (2, cout, 8 // stride, 8 // stride)
+    assert isinstance(ConvMixerBlock(8, 8).project, torch.nn.Identity)
+
+    space = Space("t", Stem(8), [Stage("convmixer", 8, depth=2, kernel=5),
+                                 Stage("convmixer", 16, depth=2, downsample="stride", kernel=3)], num_classes=4)
+    arch = space.resolve({})
+    model = arch.build().eval()
+    assert estimate(arch).params == count_params(model)
+    namespace = {}
+    exec(compile(model_source(arch, [0.5] * 3, [0.25] * 3), "model.py", "exec"), namespace)
+    frozen = namespace["Net"]().eval()
+    frozen.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(frozen(x), model(x), atol=1e-5)

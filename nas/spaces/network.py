@@ -4,11 +4,11 @@ Attribute names here (stem, stages, head) are the state_dict keys that exported 
 """
 from torch import nn
 
-from . import convpool, gated, inverted, mixer, plain, residual, separable
+from . import convmixer, convpool, gated, inverted, mixer, plain, residual, separable
 from .layers import ConvBN, WhiteStem, activation
 from .registry import FAMILIES
 
-FAMILY_FILES = (convpool, gated, inverted, mixer, plain, residual, separable)  # importing each registers it
+FAMILY_FILES = (convmixer, convpool, gated, inverted, mixer, plain, residual, separable)  # importing each registers it
 BLOCKS = {name: family.block for name, family in FAMILIES.items()}
 POOLS = {"maxpool": nn.MaxPool2d, "avgpool": nn.AvgPool2d}
 
