@@ -1,11 +1,10 @@
 """Training-mode BatchNorm + activation, forward and backward: PyTorch's (F.batch_norm, then the
 activation) against nas.native's fused C kernel, per shape, activation and precision, with the
 largest relative difference of the output and the input gradient against PyTorch in fp32."""
-import time
 
 import torch
 import torch.nn.functional as F
-from common import parser, publish, table
+from common import median_seconds, parser, publish, table
 
 from nas import native
 
@@ -14,16 +13,6 @@ from nas import native
 SHAPES = [(256, 24, 32), (256, 48, 16), (256, 96, 8), (256, 144, 16)]
 ACTS = {"gelu": F.gelu, "relu": F.relu, "none": lambda z: z}
 
-
-def seconds(f, repeats=7) -> float:
-    for _ in range(2):
-        f()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[repeats // 2]
 
 
 def step(x, weight, bias, grad, act, fused: bool):
@@ -52,8 +41,8 @@ def main():
                 x = (torch.randn(n, c, hw, hw, generator=g) * 2 + 1).to(dtype).contiguous(memory_format=torch.channels_last)
                 grad = torch.randn(n, c, hw, hw, generator=g).to(dtype).contiguous(memory_format=torch.channels_last)
                 weight, bias = torch.rand(c, generator=g) + 0.5, torch.rand(c, generator=g) - 0.5
-                plain = seconds(lambda: step(x, weight, bias, grad, act, False))
-                fused = seconds(lambda: step(x, weight, bias, grad, act, True))
+                plain = median_seconds(lambda: step(x, weight, bias, grad, act, False), repeats=7)
+                fused = median_seconds(lambda: step(x, weight, bias, grad, act, True), repeats=7)
                 ref = step(x.float(), weight, bias, grad.float(), act, False)
                 got = step(x, weight, bias, grad, act, True)
                 diff = [((a.float() - r).abs().max() / r.abs().max()).item() for a, r in zip(got, ref)]

@@ -8,6 +8,7 @@ import os
 import platform
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -53,3 +54,15 @@ def table(headers: list[str], rows: list[list]) -> str:
 def sync(device) -> None:
     if torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type == "cuda":
         torch.cuda.synchronize()
+
+
+def median_seconds(f, repeats: int = 5, warmup: int = 2) -> float:
+    """The median wall time of `f()` over `repeats` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        f()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[repeats // 2]

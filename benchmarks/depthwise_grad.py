@@ -1,10 +1,9 @@
 """The depthwise weight gradient: oneDNN's own, nas.kernels' block-diagonal grouped-conv gradient
 (BLOCK channels per group) and nas.native's C kernel, per shape and precision, exactness checked
 against oneDNN in fp32."""
-import time
 
 import torch
-from common import parser, publish, table
+from common import median_seconds, parser, publish, table
 
 from nas import native
 from nas.kernels import BLOCK
@@ -14,16 +13,6 @@ from nas.kernels import BLOCK
 SHAPES = [(16, 7, 32, 1), (96, 7, 32, 1), (64, 5, 16, 1), (32, 5, 32, 1), (72, 7, 32, 2), (144, 7, 8, 1),
           (48, 3, 16, 1)]
 
-
-def seconds(f, repeats=5) -> float:
-    for _ in range(2):
-        f()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[repeats // 2]
 
 
 def main():
@@ -57,7 +46,7 @@ def main():
 
             exact = onednn(x.float(), g.float(), w.float())
             errors = [((f().float() - exact).abs().max() / exact.abs().max()).item() for f in (blocks, c_kernel)]
-            a, b, n = seconds(onednn), seconds(blocks), seconds(c_kernel)
+            a, b, n = median_seconds(onednn), median_seconds(blocks), median_seconds(c_kernel)
             flops = 2 * args.batch * c * out * out * k * k
             rows.append([f"{c} ch {k}x{k} {hw}x{hw}" + (f" stride {stride}" if stride > 1 else ""),
                          str(dtype).removeprefix("torch."), f"{1000 * a:.1f}", f"{1000 * b:.1f}", f"{1000 * n:.1f}",

@@ -168,6 +168,16 @@ def check_settings(config: SearchConfig) -> None:
             raise UserError(f"--scheduler wants a Dask scheduler's address, tcp://HOST:PORT, not {config.scheduler!r}")
 
 
+def _unchanged_winner(out: Path, log: TrialLog) -> Winner | None:
+    """winner.json as an earlier run wrote it, if the log has not changed since."""
+    best = log.best()
+    if best is None or not (out / "winner.json").exists():
+        return None
+    earlier = Winner.load(out / "winner.json", check_space=False)
+    same = earlier.trials == len(log) and earlier.candidate == best.candidate and earlier.proxy_score == best.score
+    return earlier if same else None
+
+
 def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Path, view=None) -> Winner:
     """Search and return the winner record (also written to out/winner.json)."""
     from .nni_adapter import Proposer
@@ -196,6 +206,7 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
     unanswered: dict[str, dict] = {}  # candidates trained on rung 0 whose proposal is not answered yet
     told: dict[int, int] = {}  # trial -> the rung whose score the strategy was last told (-1: failed)
     ended_early: str | None = None  # why proposing stopped before the time or trial count ran out
+    jobs_started = 0  # by this run (a run of a search that has ended starts none)
 
     def snapshot(trial: int, rung: int) -> Path:
         return snapshots / f"trial-{trial}-rung-{rung}.pt"
@@ -262,6 +273,8 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
                 told[trial] = best.rung
 
     def start_job(trial: int, rung: int, candidate: dict) -> None:
+        nonlocal jobs_started
+        jobs_started += 1
         arch = space.resolve(candidate)
         below = snapshot(trial, rung - 1)
         start = torch.load(below, map_location="cpu", weights_only=False) if rung > 0 and below.exists() else None
@@ -376,10 +389,13 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         workers.close()
         if proposer is not None:
             proposer.close()
-    clock.save()
     best = log.best()
     if view is not None:
         view.finish(log, ended_early)
+    earlier = _unchanged_winner(out, log) if jobs_started == 0 else None
+    if earlier is not None:
+        return earlier  # the same command after the search ended: its files stay as they were
+    clock.save()
     if best is None:
         reasons = sorted({r.reason for r in log.records if r.reason})
         if len(log):
