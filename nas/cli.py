@@ -168,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--weight-decay", type=_non_negative_float,
                    help=f"on conv/linear weights (default {FULL.weight_decay:g})")
     r.add_argument("--label-smoothing", type=_open_unit, help=f"(default {FULL.label_smoothing:g})")
+    r.add_argument("--translate", type=_non_negative_int,
+                   help="pixels each training image is shifted by at most, each way, its border reflected "
+                        f"(default {FULL.augment.translate}; 4 is the classic pad-4 random crop)")
     r.add_argument("--cutout", type=_non_negative_int,
                    help=f"side of the square cut out of each training image, 0: none (default {FULL.augment.cutout})")
     r.add_argument("--flip", choices=("random", "alternate"),
@@ -260,6 +263,8 @@ def cmd_retrain(args) -> int:
     recipe = RECIPES[args.recipe].with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                         lookahead=args.lookahead, tta_shift=args.tta_shift)
+    if args.translate is not None:
+        recipe = recipe.with_(augment=replace(recipe.augment, translate=args.translate))
     if args.cutout is not None:
         recipe = recipe.with_(augment=replace(recipe.augment, cutout=args.cutout))
     if args.flip is not None:

@@ -32,6 +32,9 @@ def run_retrain(winner: Winner, data: Dataset, out: str | Path, recipe: Recipe =
     if recipe.tta_shift >= arch.input_size // 2:
         raise UserError(f"--tta-shift {recipe.tta_shift} is too far for {arch.input_size}-pixel images "
                         f"(at most {arch.input_size // 2 - 1})")
+    if recipe.augment.translate >= arch.input_size // 2:
+        raise UserError(f"--translate {recipe.augment.translate} is too far for {arch.input_size}-pixel images "
+                        f"(at most {arch.input_size // 2 - 1})")
     cost = estimate(arch)
     execution = execution or choose(device)
     recipe = recipe.with_(batch_size=recipe.batch_size or default_batch_size(execution.device))

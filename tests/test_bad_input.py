@@ -95,7 +95,7 @@ def test_zero_or_negative_epochs_for_retrain(searched, value):
 @pytest.mark.parametrize("flag,value", [("--weight-decay", "-1e-4"), ("--weight-decay", "inf"),
                                         ("--label-smoothing", "1"), ("--cutout", "-8"), ("--cutout", "4.5"),
                                         ("--lookahead", "1"), ("--lookahead", "-0.5"), ("--tta-shift", "-1"),
-                                        ("--tta-shift", "16")])
+                                        ("--tta-shift", "16"), ("--translate", "-1"), ("--translate", "16")])
 def test_bad_regularisation_for_retrain(searched, flag, value):
     _, _, _, run = searched
     one_line(run_nas("retrain", run / "winner.json", flag, value), flag)

@@ -14,7 +14,7 @@ def test_search_then_retrain_through_the_command_line(nas_cli, tmp_path):
     assert "fit the budget" in r.stdout and "of the space (counted exactly); " in r.stdout  # before the first trial
     assert len((out / "trials.jsonl").read_text().splitlines()) == 2
     r = nas_cli("retrain", out / "winner.json", "--epochs", "1", "--batch-size", "64",
-                "--weight-decay", "5e-5", "--label-smoothing", "0", "--cutout", "0", "--lookahead", "0.95",
+                "--weight-decay", "5e-5", "--label-smoothing", "0", "--translate", "3", "--cutout", "0", "--lookahead", "0.95",
                 "--tta-shift", "1", "--flip", "alternate")
     assert r.returncode == 0, r.stderr
     assert "epoch 1/1" in r.stdout and "test accuracy: final" in r.stdout
@@ -22,7 +22,7 @@ def test_search_then_retrain_through_the_command_line(nas_cli, tmp_path):
     assert result["epochs"] == 1 and (out / "retrain" / "model.py").exists()
     recipe = result["recipe"]  # the regularisation flags reach the recipe, and the rest keeps its defaults
     assert (recipe["weight_decay"], recipe["label_smoothing"], recipe["augment"]) == \
-        (5e-5, 0, {"flip": True, "alternate": True, "translate": 2, "cutout": 0}) and recipe["lr"] == 0.2
+        (5e-5, 0, {"flip": True, "alternate": True, "translate": 3, "cutout": 0}) and recipe["lr"] == 0.2
     assert (recipe["lookahead"], recipe["tta_shift"]) == (0.95, 1)
     r = nas_cli("retrain", out / "winner.json", "--recipe", "airbench", "--epochs", "1", "--batch-size", "64",
                 "--out", out / "airbench")
