@@ -263,12 +263,9 @@ def cmd_retrain(args) -> int:
     recipe = RECIPES[args.recipe].with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                         lookahead=args.lookahead, tta_shift=args.tta_shift)
-    if args.translate is not None:
-        recipe = recipe.with_(augment=replace(recipe.augment, translate=args.translate))
-    if args.cutout is not None:
-        recipe = recipe.with_(augment=replace(recipe.augment, cutout=args.cutout))
-    if args.flip is not None:
-        recipe = recipe.with_(augment=replace(recipe.augment, alternate=args.flip == "alternate"))
+    augment = {"translate": args.translate, "cutout": args.cutout,
+               "alternate": None if args.flip is None else args.flip == "alternate"}
+    recipe = recipe.with_(augment=replace(recipe.augment, **{k: v for k, v in augment.items() if v is not None}))
     out = args.out or str(Path(args.winner).parent / "retrain")
     data = load(args.data or winner.data)
     with RetrainView() as view:

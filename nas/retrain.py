@@ -29,12 +29,10 @@ def run_retrain(winner: Winner, data: Dataset, out: str | Path, recipe: Recipe =
     out = Path(out)
     arch = winner.architecture
     check_compatible(data, arch.input_size, arch.in_channels, arch.num_classes)
-    if recipe.tta_shift >= arch.input_size // 2:
-        raise UserError(f"--tta-shift {recipe.tta_shift} is too far for {arch.input_size}-pixel images "
-                        f"(at most {arch.input_size // 2 - 1})")
-    if recipe.augment.translate >= arch.input_size // 2:
-        raise UserError(f"--translate {recipe.augment.translate} is too far for {arch.input_size}-pixel images "
-                        f"(at most {arch.input_size // 2 - 1})")
+    for flag, shift in (("--tta-shift", recipe.tta_shift), ("--translate", recipe.augment.translate)):
+        if shift >= arch.input_size // 2:
+            raise UserError(f"{flag} {shift} is too far for {arch.input_size}-pixel images "
+                            f"(at most {arch.input_size // 2 - 1})")
     cost = estimate(arch)
     execution = execution or choose(device)
     recipe = recipe.with_(batch_size=recipe.batch_size or default_batch_size(execution.device))
