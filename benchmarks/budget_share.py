@@ -5,8 +5,12 @@ Both run `nas search` with the same --time, seed, strategy and ladder into --wor
 one after the other, or with --parallel side by side with one thread each (on a 2-core CPU: the
 same machine for both, in half the wall time). The winners are compared on their score at the
 ladder's last rung (the same training length and validation split for both), with how many
-candidates each trained. One seed's pair is one draw of a noisy search, so every pair stays in
---work, and `--report` tabulates all of them with the per-seed difference."""
+candidates each trained. A network's training seed follows from the search's seed and the network
+(nas.search.runner.training_seed), so the networks both searches of a pair train score alike in both:
+the pair differs in which networks it trains, not in rung 0's noise on the same ones (the report counts
+the shared networks and checks their scores agree). Pairs made before that change (the folders under
+state/budget_share) are independent draws. Every pair stays in --work, and `--report` tabulates all of
+them with the per-seed difference."""
 import json
 import statistics
 import subprocess
@@ -63,6 +67,16 @@ def below_share(out: Path, share: float) -> dict:
             "won": winner["params"] < share * budget}
 
 
+def shared(default: Path, whole: Path) -> tuple[int, int]:
+    """How many networks both searches trained on rung 0, and how many of them scored the same in both."""
+    def rung0(out: Path) -> dict[str, float]:
+        jobs = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines() if line.strip()]
+        return {j["summary"]: j["score"] for j in jobs if j["rung"] == 0}
+    a, b = rung0(default), rung0(whole)
+    both = a.keys() & b.keys()
+    return len(both), sum(a[k] == b[k] for k in both)
+
+
 def pairs(work: Path) -> list[tuple[str, dict, dict]]:
     """(name, default's summary, whole space's summary) of every finished pair under `work`."""
     found = []
@@ -93,8 +107,9 @@ def report(work: Path, args) -> None:
     spent = []
     for name, *_ in pairs(work):
         b = below_share(work / name / "share-0", DEFAULT_SHARE)
+        both, alike = shared(work / name / f"share-{DEFAULT_SHARE:g}", work / name / "share-0")
         spent.append([name, b["candidates"], f"{b['seconds']:,.0f} s ({100 * b['seconds'] / b['all_seconds']:.0f}%)",
-                      ", ".join(map(str, b["promoted"])), f"{b['top_small']} of {b['top']}", "yes" if b["won"] else "no"])
+                      ", ".join(map(str, b["promoted"])), f"{b['top_small']} of {b['top']}", "yes" if b["won"] else "no", f"{both} ({alike})"])
     publish("Budget-aware sampling", f"`nas search {args.space} --budget {args.budget} --strategy {args.strategy}`, "
             "each pair with the same --time and --seed (the folder's name), with and without the minimum share of "
             "the budget. The winner's score is at the ladder's last rung, on the held-out validation split.\n\n"
@@ -103,7 +118,8 @@ def report(work: Path, args) -> None:
             + f"\n\nWhat each whole-space search spent on candidates under the default's share ({DEFAULT_SHARE:g} of the "
             "budget), which the default never trains:\n\n"
             + table(["pair", "candidates under the share", "training time on them", "of them promoted to rungs 1, 2, ...",
-                     "under the share in rung 0's top quarter", "won"], spent), args.docs)
+                     "under the share in rung 0's top quarter", "won", "networks both trained (same rung-0 score)"], spent),
+            args.docs)
 
 
 def main():

@@ -283,3 +283,22 @@ def test_the_strategy_ends_up_with_the_score_of_the_highest_rung_each_candidate_
         assert told[key] == best["score"]
         assert set(kept[key]) <= {best["score"]}  # (evolution's population may have aged the candidate out)
     assert any(kept[key] for key in promoted - {last})
+
+
+def test_a_network_trains_alike_whenever_a_search_draws_it(tmp_path):
+    # its jobs' seed follows from the search's seed and the network, not from when it was drawn: two
+    # searches with the same seed that differ in their share score the networks they share alike
+    space_file = write_space(tmp_path / "small.py")
+    space = load_space(space_file)
+    budget = Budget(max(estimate(space.resolve(c)).params for c in space.enumerate()))
+    scores = []
+    for share, trials in ((0.0, 16), (0.6, 6)):
+        config = SearchConfig(str(space_file), budget, strategy="random", trials=trials, rungs=1, recipe=RECIPE,
+                              min_share=share, seed=3)
+        run_search(space, config, make_dataset(), tmp_path / f"share-{share}")
+        jobs = _jobs(tmp_path / f"share-{share}")
+        scores.append({json.dumps(r["candidate"], sort_keys=True): r["score"] for r in jobs})
+    shared = scores[0].keys() & scores[1].keys()
+    order = [list(s) for s in scores]
+    assert shared and any(order[0].index(k) != order[1].index(k) for k in shared)  # drawn at other trial numbers
+    assert all(scores[0][k] == scores[1][k] for k in shared)

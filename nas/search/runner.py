@@ -19,6 +19,11 @@ answered from it without training, which rebuilds the strategy's state exactly. 
 the interrupted run owed are made when the replay reaches the last candidate it had trained,
 and the search carries on from the first candidate it has not tried. No job is trained twice.
 
+Seeds: every job of a network trains with a seed that follows from the search's seed and the network
+alone (`training_seed`), not from the order it was drawn in: a network scores the same in any search
+with that seed, so two searches that differ in one setting (say --min-share) are a paired comparison
+on the networks both train, not two independent draws of rung 0's noise.
+
 Twins: choices that differ only in knobs their blocks ignore (the expansion of a depthwise-separable
 stage, say) build the same network. A proposal whose network was trained already is answered with
 that network's score instead of being trained again (regularized evolution drew 3 such twins in its
@@ -26,6 +31,7 @@ first 32 candidates of spaces/tiny_mixer.py).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -53,6 +59,14 @@ from .workers import open_workers
 
 STALE_PER_TRIAL, STALE_MIN = 50, 1000  # a search stops after this many useless proposals in a row
 DEFAULT_TRIALS = 30  # candidates, where neither --trials nor --time says
+
+
+def training_seed(seed: int, network: str) -> int:
+    """The seed of every job of one network (initial weights, data order): a function of the search's
+    seed and the network alone, so a network scores the same whenever a search draws it, and two searches
+    with the same seed score the networks they share alike (a paired comparison of two settings)."""
+    digest = hashlib.sha256(f"{seed}:{network}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 def population_size(trials: int | None) -> int:
@@ -278,8 +292,8 @@ def run_search(space: Space, config: SearchConfig, data: Dataset, out: str | Pat
         arch = space.resolve(candidate)
         below = snapshot(trial, rung - 1)
         start = torch.load(below, map_location="cpu", weights_only=False) if rung > 0 and below.exists() else None
-        job = Job(trial, rung, candidate, arch, seed=config.seed + trial, start=start,
-                  seconds_left=clock.remaining() if config.time is not None else None)
+        job = Job(trial, rung, candidate, arch, seed=training_seed(config.seed, network(candidate)),
+                  start=start, seconds_left=clock.remaining() if config.time is not None else None)
         running[job.key] = job
         workers.submit(job)
         if view is not None:
