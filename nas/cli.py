@@ -183,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tta-shift", type=_non_negative_int,
                    help="test-time augmentation also averages the mirrored pair shifted by this many pixels "
                         f"(airbench's multi-crop: 1; default {FULL.tta_shift}: the image and its mirror only)")
+    r.add_argument("--teacher", help="distil from this frozen network: a folder `nas retrain` wrote (model.py + "
+                   "model.pkl), trained on the same training split; its logits on each training image and its "
+                   "mirror are computed once, before training")
+    r.add_argument("--distill", type=_fraction, help="with --teacher, the weight of the teacher's softened "
+                   "predictions in the loss, the labels' cross-entropy getting the rest (default 0.9 with a teacher)")
+    r.add_argument("--temperature", type=_positive_float,
+                   help=f"the softmax temperature both sides of the distillation (default {FULL.temperature:g})")
     r.add_argument("--data", help="as for search (default: the winner's)")
     r.add_argument("--out", help="output directory (default: retrain/ beside winner.json)")
     _add_execution_flags(r)
@@ -256,13 +263,18 @@ def cmd_retrain(args) -> int:
     from .report.live import RetrainView
     from .records import Winner
     from .retrain import run_retrain
-    from .train import RECIPES
+    from .train import DISTILL_WEIGHT, RECIPES
 
     execution = _execution(args)
     winner = Winner.load(args.winner)
     recipe = RECIPES[args.recipe].with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                                        lookahead=args.lookahead, tta_shift=args.tta_shift)
+                                        lookahead=args.lookahead, tta_shift=args.tta_shift,
+                                        temperature=args.temperature)
+    if args.teacher is None and (args.distill is not None or args.temperature is not None):
+        raise UserError("--distill and --temperature need --teacher DIR")
+    if args.teacher is not None:
+        recipe = recipe.with_(teacher=str(Path(args.teacher)), distill=DISTILL_WEIGHT if args.distill is None else args.distill)
     augment = {"translate": args.translate, "cutout": args.cutout,
                "alternate": None if args.flip is None else args.flip == "alternate"}
     recipe = recipe.with_(augment=replace(recipe.augment, **{k: v for k, v in augment.items() if v is not None}))

@@ -202,8 +202,12 @@ class Loader:
     contiguous NCHW with channels_last=False."""
 
     def __init__(self, split: Split, mean, std, batch_size: int, device, augment: Augment | None = None,
-                 shuffle: bool = False, seed: int = 0, drop_last: bool = False, channels_last: bool = True):
+                 shuffle: bool = False, seed: int = 0, drop_last: bool = False, channels_last: bool = True,
+                 soft_targets: torch.Tensor | None = None):
         self.device = torch.device(device)
+        # (N, 2, classes): a teacher's logits for each image as stored and mirrored; with them each batch
+        # is (x, y, the logits of the view each image is shown in, shifts aside)
+        self.soft_targets = None if soft_targets is None else soft_targets.to(self.device)
         self.x = torch.from_numpy(split.x).to(self.device)  # (N, H, W, C) uint8
         self.y = torch.from_numpy(split.y).to(self.device)
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
@@ -237,9 +241,14 @@ class Loader:
         for i in range(start, len(self) if stop is None else stop):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x, y = self.x[idx], self.y[idx]
+            mirrored = None
             if self.augment is not None:
-                x = augment(x, self.augment, gen, self.fill, flips=self._flips(idx, epoch))
-            yield self.normalise(x), y
+                x, mirrored = augment(x, self.augment, gen, self.fill, flips=self._flips(idx, epoch), return_flips=True)
+            if self.soft_targets is None:
+                yield self.normalise(x), y
+            else:
+                view = mirrored.long() if mirrored is not None else torch.zeros_like(idx)
+                yield self.normalise(x), y, self.soft_targets[idx, view]
 
     def _flips(self, idx: torch.Tensor, epoch: int) -> torch.Tensor | None:
         """With an alternating flip, which of the images `idx` `epoch` mirrors; else None (drawn
@@ -259,18 +268,20 @@ def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, aug: Augment, gen: torch.Generator, fill: torch.Tensor | None = None,
-            flips: torch.Tensor | None = None) -> torch.Tensor:
+            flips: torch.Tensor | None = None, return_flips: bool = False):
     """Flip, translate and cut out a batch of NHWC images, each sample drawn independently.
 
     Works on uint8 (or any dtype): a flip is one select, a translation one gather of whole pixels
     from reflected indices, a cutout one masked fill with `fill` (a colour, default 0). `flips`
-    (bool, one per image) says which to mirror instead of drawing it (the alternating flip)."""
+    (bool, one per image) says which to mirror instead of drawing it (the alternating flip). With
+    `return_flips`, returns (images, which were mirrored: bool, one per image) instead."""
     n, h, w, c = x.shape
     dev = x.device
+    mirrored = torch.zeros(n, dtype=torch.bool, device=dev)
     if aug.flip:
         drawn = torch.rand(n, generator=gen) < 0.5  # drawn even when given: the rest of the draws stay as they were
-        flip = (drawn.to(dev) if flips is None else flips).view(n, 1, 1, 1)
-        x = torch.where(flip, x.flip(2), x)
+        mirrored = drawn.to(dev) if flips is None else flips
+        x = torch.where(mirrored.view(n, 1, 1, 1), x.flip(2), x)
     if aug.translate:
         r = aug.translate
         dy = torch.randint(-r, r + 1, (n,), generator=gen).to(dev)
@@ -288,4 +299,4 @@ def augment(x: torch.Tensor, aug: Augment, gen: torch.Generator, fill: torch.Ten
         inside = (ys >= top) & (ys < top + s) & (xs >= left) & (xs < left + s)
         colour = fill if fill is not None else torch.zeros(c, dtype=x.dtype, device=dev)
         x = torch.where(inside, colour.to(x.dtype), x)
-    return x
+    return (x, mirrored) if return_flips else x

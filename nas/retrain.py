@@ -33,6 +33,11 @@ def run_retrain(winner: Winner, data: Dataset, out: str | Path, recipe: Recipe =
         if shift >= arch.input_size // 2:
             raise UserError(f"{flag} {shift} is too far for {arch.input_size}-pixel images "
                             f"(at most {arch.input_size // 2 - 1})")
+    if recipe.distill and not recipe.teacher:
+        raise UserError("distillation needs a teacher (--teacher DIR)")
+    if recipe.teacher:
+        from .distill import load_teacher
+        load_teacher(recipe.teacher)  # checked before anything is written
     cost = estimate(arch)
     execution = execution or choose(device)
     recipe = recipe.with_(batch_size=recipe.batch_size or default_batch_size(execution.device))
@@ -69,9 +74,16 @@ def run_retrain(winner: Winner, data: Dataset, out: str | Path, recipe: Recipe =
 
     started = time.perf_counter()
     if start < recipe.epochs:
+        soft = None
+        if recipe.distill:
+            from .distill import agreement, teacher_logits
+            soft = teacher_logits(recipe.teacher, data.train.x, data.num_classes, out, autocast=execution.autocast)
+            if view is not None:
+                view.note(f"teacher {recipe.teacher}: {100 * agreement(soft, data.train.y):.2f}% of the training "
+                          f"images ranked right, distilled at weight {recipe.distill:g}, temperature {recipe.temperature:g}")
         execution = train(model, data.train, data.test, recipe, mean, std, seed=seed, on_epoch=on_epoch,
                           start_epoch=start, optimizer_state=opt_state, on_checkpoint=on_checkpoint,
-                          execution=execution).execution
+                          execution=execution, teacher_logits=soft).execution
     seconds = time.perf_counter() - started + sum(h.seconds for h in history[:start])
     model.to("cpu").eval()
     freeze(arch, model, out, mean, std, data.source)

@@ -34,6 +34,11 @@ class Recipe:
     tta: bool = True  # also score test-time augmentation after the last epoch: each image's and its mirror's logits averaged
     tta_shift: int = 0  # with tta, also the mirrored pair shifted by this many pixels both ways (airbench's multi-crop)
     lookahead: float = 0.0  # slow weights' per-step decay at the end of training (airbench: 0.95); 0: off
+    # knowledge distillation (Hinton et al. 2015): the loss mixes the labels' cross-entropy with the KL divergence
+    # from a frozen teacher's softened predictions, weighted `distill` (0: no teacher), at `temperature`
+    teacher: str = ""  # a frozen network's folder (model.py + model.pkl, as `nas retrain` writes it)
+    distill: float = 0.0
+    temperature: float = 4.0
     # airbench's optimisation of a BatchNorm network, each off by default until it is shown to help ours:
     norm_bias_lr: float = 1.0  # learning-rate multiplier of the normalisation layers' biases (airbench: 64)
     freeze_norm_weight: bool = False  # the normalisation layers' scales stay 1, only their biases train (airbench)
@@ -54,6 +59,7 @@ class Recipe:
         return self.lr * batch_size / 512
 
 
+DISTILL_WEIGHT = 0.9  # the teacher's share of the loss with --teacher (the CIFAR distillation literature's)
 LOOKAHEAD_EVERY = 5  # steps between pulls of the weights to their slow average
 EVAL_BATCH_SIZE = 1000  # evaluation has no gradients to keep: big batches
 WHITEN_IMAGES = 5000  # training images a whitened stem's filters are fitted on (airbench's number)
@@ -274,10 +280,24 @@ class Lookahead:
         torch._foreach_copy_(self.fast, self.slow)
 
 
-def _step(net, optimizer, x, y, recipe: Recipe, autocast: bool, device_type: str):
+def loss_of(logits, y, recipe: Recipe, teacher_logits=None):
+    """The recipe's training loss: cross-entropy with smoothed labels, mixed with the KL divergence
+    from the teacher's softened predictions where there is one (scaled by T², so its gradients keep
+    their size whatever the temperature)."""
+    logits = logits.float()
+    loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+    if teacher_logits is None or not recipe.distill:
+        return loss
+    t = recipe.temperature
+    kl = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits.float() / t, 1), log_target=True,
+                  reduction="batchmean")
+    return (1 - recipe.distill) * loss + recipe.distill * t * t * kl
+
+
+def _step(net, optimizer, x, y, recipe: Recipe, autocast: bool, device_type: str, teacher_logits=None):
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
         logits = net(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+        loss = loss_of(logits, y, recipe, teacher_logits)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -361,7 +381,8 @@ def fit_whitening(model, images) -> None:
 def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, std, device=None, seed: int = 0,
           on_epoch=None, start_epoch: int = 0, optimizer_state=None, on_checkpoint=None,
           execution: Execution | None = None, on_step=None, schedule: Schedule | None = None,
-          start_step: int | None = None, snapshot_at: int | None = None, on_snapshot=None) -> TrainResult:
+          start_step: int | None = None, snapshot_at: int | None = None, on_snapshot=None,
+          teacher_logits: torch.Tensor | None = None) -> TrainResult:
     """Train `model` on train_split with `recipe`; evaluate on eval_split after every epoch, or
     only after the last where recipe.eval_each_epoch is False.
 
@@ -373,7 +394,14 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
     The search's rungs train by steps: `schedule` (default: the recipe's) sets the steps and the
     learning rate, training starts at `start_step` (the data order goes on where that step falls
     in its epoch) and on_snapshot(step, model, optimizer) is called once `snapshot_at` steps are
-    done, before the next."""
+    done, before the next.
+
+    With recipe.distill, `teacher_logits` (N, 2, classes) are a teacher's logits for each training
+    image as stored and mirrored (nas/distill.py), which the loss is distilled from."""
+    if bool(recipe.distill) != (teacher_logits is not None):
+        raise ValueError("recipe.distill and teacher_logits go together")
+    if teacher_logits is not None and teacher_logits.shape[:2] != (len(train_split), 2):
+        raise ValueError(f"teacher_logits of shape {tuple(teacher_logits.shape)} for {len(train_split)} images")
     execution = execution or choose(device)
     execution.apply()
     device = torch.device(execution.device)
@@ -383,7 +411,8 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
     batch_size = recipe.batch_size or default_batch_size(execution.device)
     peak_lr = recipe.lr_for(batch_size)
     train_loader = Loader(train_split, mean, std, batch_size, device, augment=recipe.augment, shuffle=True,
-                          seed=seed, drop_last=True, channels_last=execution.channels_last)
+                          seed=seed, drop_last=True, channels_last=execution.channels_last,
+                          soft_targets=teacher_logits)
     eval_loader = Loader(eval_split, mean, std, EVAL_BATCH_SIZE, device, channels_last=execution.channels_last)
     if recipe.freeze_norm_weight:
         freeze_norm_weights(model)
@@ -432,7 +461,8 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
         train_loader.epoch = epoch
-        for x, y in train_loader.batches(offset, min(steps_per_epoch, total - epoch * steps_per_epoch)):
+        for x, y, *soft in train_loader.batches(offset, min(steps_per_epoch, total - epoch * steps_per_epoch)):
+            soft = soft[0] if soft else None
             if step == snapshot_at and on_snapshot is not None:
                 if lookahead is not None:
                     lookahead.pull(step - pulled, step / total)
@@ -445,14 +475,14 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
             if compile_check is not None:
                 net = compile_check.net()
             try:
-                loss, logits = _step(net, optimizer, x, y, recipe, execution.autocast, device_type)
+                loss, logits = _step(net, optimizer, x, y, recipe, execution.autocast, device_type, soft)
             except Exception:
                 if compile_check is None or net is model:
                     raise
                 net, compile_check = model, None  # torch.compile failed on this network: stay eager
                 execution = execution.with_(compile="off")
                 DecisionCache().put(compile_key, "off")
-                loss, logits = _step(net, optimizer, x, y, recipe, execution.autocast, device_type)
+                loss, logits = _step(net, optimizer, x, y, recipe, execution.autocast, device_type, soft)
             if compile_check is not None:
                 if device_type == "cuda":
                     torch.cuda.synchronize()

@@ -176,6 +176,9 @@ class RetrainView(_View):
             self.live = Live(Group(self.progress, self.table), console=console, refresh_per_second=4)
             self.live.start()
 
+    def note(self, line: str) -> None:
+        console.print(line)
+
     def epoch(self, s) -> None:
         pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"
         row = (str(s.epoch), f"{s.train_loss:.4f}", pct(s.train_acc), "-" if s.test_loss is None else f"{s.test_loss:.4f}",
