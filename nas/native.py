@@ -28,6 +28,11 @@ FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-pthread"]
 # tried in turn: 512-bit vectors where the compiler knows the flag (x86: the activations' exp and erf are
 # arithmetic-bound), then the plain flags, then without -march=native
 FLAG_SETS = (FLAGS + ["-mprefer-vector-width=512"], FLAGS, [f for f in FLAGS if f != "-march=native"])
+# Where PyTorch runs on GNU OpenMP, the kernels are built with -fopenmp too: the loader then reuses the
+# libgomp PyTorch loaded (same soname) and the kernels' threads are PyTorch's own team. With pthreads of
+# their own they share the cores with that team's threads, which spin for a while after each of
+# PyTorch's parallel regions (a training step measured 1.5x slower that way). _library() adds the flag.
+OPENMP = "-fopenmp"
 KERNELS = (3, 5, 7)  # kernel widths the depthwise C code has vector paths for
 ACTIVATIONS = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}  # the codes of nas/csrc/bn_act.c
 
@@ -49,9 +54,17 @@ def _compiler() -> str | None:
     return None
 
 
-def _build(compiler: str, out: Path) -> bool:
+def _torch_libgomp() -> bool:
+    """Whether this process has GNU OpenMP loaded (PyTorch's, on Linux)."""
+    try:
+        return "/libgomp" in Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+
+
+def _build(compiler: str, out: Path, flag_sets) -> bool:
     out.parent.mkdir(parents=True, exist_ok=True)
-    for flags in FLAG_SETS:
+    for flags in flag_sets:
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             built = Path(tmp) / out.name
             try:
@@ -74,16 +87,26 @@ def _library() -> ctypes.CDLL | None:
         return None
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-        key = hashlib.sha256("\n".join([*(source.read_text() for source in SOURCES), compiler, version,
-                                        repr(FLAG_SETS), _cpu_flags()]).encode()).hexdigest()[:16]
         cache_dir = Path(os.environ.get("NAS_CACHE_DIR") or os.environ.get("NAS_DATA_CACHE")
                          or Path.home() / ".cache" / "nas")  # beside the data cache and timed decisions
-        path = cache_dir / f"native-{key}.so"
-        if not path.exists() and not _build(compiler, path):
-            return None
-        lib = ctypes.CDLL(str(path))
-    except (OSError, subprocess.SubprocessError):  # no cache directory, a broken compiler, an unloadable build
+    except (OSError, subprocess.SubprocessError):
         return None
+    builds = [FLAG_SETS] if not _torch_libgomp() or os.environ.get("NAS_NATIVE_OPENMP", "1") == "0" \
+        else [tuple([*flags, OPENMP] for flags in FLAG_SETS), FLAG_SETS]
+    for flag_sets in builds:  # the OpenMP build first where it applies; if it cannot be built or loaded, pthreads
+        key = hashlib.sha256("\n".join([*(source.read_text() for source in SOURCES), compiler, version,
+                                        repr(flag_sets), _cpu_flags()]).encode()).hexdigest()[:16]
+        path = cache_dir / f"native-{key}.so"
+        try:
+            if not path.exists() and not _build(compiler, path, flag_sets):
+                continue
+            lib = ctypes.CDLL(str(path))
+            break
+        except (OSError, subprocess.SubprocessError):  # no cache directory, a broken compiler, an unloadable build
+            continue
+    else:
+        return None
+    lib.nas_runtime = "openmp" if flag_sets is not FLAG_SETS else "pthreads"
     lib.depthwise_wgrad.restype = ctypes.c_int
     lib.depthwise_wgrad.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int] * 12
     ptr, i32, i64, f64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_double
@@ -97,6 +120,12 @@ def _library() -> ctypes.CDLL | None:
 def available() -> bool:
     """Whether the C kernels are built and loaded on this machine."""
     return _library() is not None
+
+
+def runtime() -> str | None:
+    """How the C kernels run their threads: "openmp" (PyTorch's own team), "pthreads", or None if not built."""
+    lib = _library()
+    return lib.nas_runtime if lib is not None else None
 
 
 def depthwise_wgrad_applies(x: torch.Tensor, dtype: torch.dtype, kernel, stride, padding, dilation) -> bool:

@@ -2,6 +2,7 @@
 convs as nn.Conv2d, the fused BatchNorm + activation as ConvBN's BatchNorm2d and activation), with
 the C kernels (nas.native) where they build and without them."""
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -109,6 +110,38 @@ def test_the_c_kernel_computes_oneDNNs_weight_gradient(channels, kernel, stride,
     got = torch.ops.nas.depthwise_wgrad(x, grad, kernel, stride, kernel // 2)
     assert got.shape == expected.shape and got.dtype == torch.float32
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_the_c_kernels_run_on_pytorchs_own_openmp_team():
+    """Where PyTorch runs on GNU OpenMP, the kernels are built with it and reuse its libgomp: one runtime
+    in the process, so no second pool of threads competes with PyTorch's for the cores."""
+    if not native.available():
+        pytest.skip("no C compiler here: the C kernels cannot be built")
+    libraries = {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines() if "/libgomp" in line}
+    if not libraries:
+        pytest.skip("PyTorch does not run on GNU OpenMP here")
+    assert native.runtime() == "openmp"
+    assert len({Path(name).name for name in libraries}) == 1, libraries
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_c_kernels_give_the_same_answer_on_any_number_of_threads(threads):
+    if not native.available():
+        pytest.skip("no C compiler here: the C kernels cannot be built")
+    torch.manual_seed(0)
+    x = torch.randn(6, 24, 9, 9).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(x).contiguous(memory_format=torch.channels_last)
+    w, b = torch.rand(24) + 0.5, torch.randn(24)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        expected = (torch.ops.nas.depthwise_wgrad(x, grad, 5, 1, 2), *torch.ops.nas.bn_act_forward(x, w, b, 1e-5, 2))
+        torch.set_num_threads(threads)
+        got = (torch.ops.nas.depthwise_wgrad(x, grad, 5, 1, 2), *torch.ops.nas.bn_act_forward(x, w, b, 1e-5, 2))
+    finally:
+        torch.set_num_threads(before)
+    for g, e in zip(got, expected):
+        assert torch.allclose(g, e, rtol=1e-5, atol=1e-5)
 
 
 def test_a_failed_build_leaves_the_c_kernel_unavailable(monkeypatch, tmp_path):

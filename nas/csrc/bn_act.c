@@ -236,8 +236,18 @@ static int plan(plan_t *p, int threads, size_t total, int P, job_t proto) {
     return 0;
 }
 
-/* Run `fn` on every job of the plan; job 0 in this thread. */
+/* Run `fn` on every job of the plan. Built with OpenMP (nas/native.py links the libgomp PyTorch has
+ * loaded), the jobs go to PyTorch's own thread team, whose threads are still spinning from its last
+ * parallel region; threads of our own would share the cores with those spinning ones. Else pthreads,
+ * job 0 in this thread. */
 static void run(plan_t *p, void *(*fn)(void *)) {
+#ifdef _OPENMP
+    if (p->threads > 1) {
+#pragma omp parallel for num_threads(p->threads) schedule(static, 1)
+        for (int t = 0; t < p->threads; t++) fn(&p->jobs[t]);
+        return;
+    }
+#endif
     pthread_t ids[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     for (int t = 1; t < p->threads; t++) started[t] = pthread_create(&ids[t], NULL, fn, &p->jobs[t]) == 0;

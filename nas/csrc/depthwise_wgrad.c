@@ -123,16 +123,21 @@ int depthwise_wgrad(const void *x, const void *dy, float *dw, int bf16, int N, i
     float *acc = calloc(size * (size_t)threads, sizeof(float));
     if (acc == NULL) return -1;
     void *(*run)(void *) = bf16 ? run_bf16 : run_f32;
-    for (int t = 0; t < threads; t++) {
+    for (int t = 0; t < threads; t++)
         jobs[t] = (job_t){x, dy, acc + size * t, (int)((long)N * t / threads), (int)((long)N * (t + 1) / threads),
                           H, W, C, Ho, Wo, kh, kw, s, p};
-        if (t > 0) started[t] = pthread_create(&ids[t], NULL, run, &jobs[t]) == 0;
-    }
+#ifdef _OPENMP  /* PyTorch's own thread team (see bn_act.c's run()) */
+#pragma omp parallel for num_threads(threads) schedule(static, 1) if (threads > 1)
+    for (int t = 0; t < threads; t++) run(&jobs[t]);
+    (void)ids; (void)started;
+#else
+    for (int t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, run, &jobs[t]) == 0;
     run(&jobs[0]);
     for (int t = 1; t < threads; t++) {
         if (started[t]) pthread_join(ids[t], NULL);
         else run(&jobs[t]);  /* no thread for it: sum it here */
     }
+#endif
     memcpy(dw, acc, size * sizeof(float));
     for (int t = 1; t < threads; t++)
         for (size_t q = 0; q < size; q++) dw[q] += acc[size * t + q];
