@@ -113,6 +113,8 @@ def _library() -> ctypes.CDLL | None:
     lib.bn_act_forward.restype = lib.bn_act_backward.restype = ctypes.c_int
     lib.bn_act_forward.argtypes = [ptr, ptr, i32, i64, i32, ptr, ptr, f64, i32, ptr, ptr, i32]
     lib.bn_act_backward.argtypes = [ptr, ptr, ptr, i32, i64, i32, ptr, ptr, ptr, ptr, f64, i32, ptr, ptr, i32]
+    lib.affine_act_forward.restype = ctypes.c_int
+    lib.affine_act_forward.argtypes = [ptr, ptr, i32, i64, i32, ptr, ptr, i32, i32]
     return lib
 
 
@@ -210,3 +212,22 @@ def _(x, grad, weight, bias, mean, var, eps, act):
     c = x.shape[1]
     return torch.empty_like(x, memory_format=torch.channels_last), x.new_empty(c, dtype=torch.float32), \
         x.new_empty(c, dtype=torch.float32)
+
+
+@torch.library.custom_op("nas::affine_act", mutates_args=())
+def affine_act(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, act: int) -> torch.Tensor:
+    """act(x * scale + shift) per channel of `x` (N, C, H, W, channels_last; scale and shift fp32): an
+    evaluation-mode BatchNorm folded into scale and shift, then the activation of code `act`."""
+    n, c, h, w = x.shape
+    y = torch.empty_like(x, memory_format=torch.channels_last)
+    code = _library().affine_act_forward(x.data_ptr(), y.data_ptr(), int(x.dtype == torch.bfloat16), n * h * w, c,
+                                         scale.contiguous().data_ptr(), shift.contiguous().data_ptr(), act,
+                                         torch.get_num_threads())
+    if code != 0:
+        raise MemoryError("nas.native.affine_act: out of memory")
+    return y
+
+
+@affine_act.register_fake
+def _(x, scale, shift, act):
+    return torch.empty_like(x, memory_format=torch.channels_last)

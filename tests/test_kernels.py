@@ -213,6 +213,30 @@ def test_fused_batch_norm_act_evaluates_with_the_running_statistics(kernel_path)
         assert torch.allclose(plain(x), fast(x), atol=1e-6)  # no gradient: PyTorch's path
 
 
+@pytest.mark.parametrize("act", [None, "relu", "gelu", "silu"])
+@pytest.mark.parametrize("channels", [5, 24, 257])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_fused_batch_norm_act_evaluates_without_gradients_as_the_plain_modules(act, channels, bf16, kernel_path):
+    """Evaluation (no gradients, running statistics) by the C kernel's one pass, against PyTorch's."""
+    torch.manual_seed(0)
+    plain = ConvBN(3, channels, 3, act=act)
+    with torch.no_grad():
+        plain[1].weight.uniform_(0.5, 1.5)
+        plain[1].bias.uniform_(-0.5, 0.5)
+        plain[1].running_mean.uniform_(-1, 1)
+        plain[1].running_var.uniform_(0.5, 2)
+    fast = copy.deepcopy(plain)
+    accelerate(fast)
+    plain.eval(), fast.eval()
+    x = (torch.randn(6, 3, 7, 7) * 2 + 1).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        expected, got = plain(x), fast(x)
+    assert got.dtype == expected.dtype and got.is_contiguous(memory_format=torch.channels_last)
+    tol = 3e-2 if bf16 else 1e-5
+    assert torch.allclose(got.float(), expected.float(), rtol=tol, atol=tol)
+    assert torch.equal(fast[1].running_mean, plain[1].running_mean)  # evaluation changes no statistics
+
+
 def test_only_convbns_with_a_fusable_activation_are_swapped():
     if not native.available():
         pytest.skip("no C compiler here: the C kernel cannot be built")

@@ -346,3 +346,21 @@ int bn_act_backward(const void *x, const void *dy, void *dx, int bf16, long M, i
     free(p.mem); free(buf); free(sums);
     return 0;
 }
+
+/* Inference: y = act(x * scale + shift) per channel, BatchNorm with its running statistics folded into
+ * scale and shift (C floats each). The forward pass's second pass alone. Returns 0, or -1 if memory ran out. */
+int affine_act_forward(const void *x, void *y, int bf16, long M, int C, const float *scale, const float *shift,
+                       int act, int threads) {
+    int P = period(C);
+    float *buf = malloc(2 * (size_t)P * sizeof(float));
+    plan_t p;
+    if (buf == NULL || plan(&p, threads, (size_t)M * C, P, (job_t){.x = x, .out = y, .bf16 = bf16, .act = act}) != 0) {
+        free(buf); return -1;
+    }
+    spread(buf, scale, C, P);
+    spread(buf + P, shift, C, P);
+    for (int t = 0; t < p.threads; t++) { p.jobs[t].a = buf; p.jobs[t].b = buf + P; }
+    run(&p, pass1_job);
+    free(p.mem); free(buf);
+    return 0;
+}
