@@ -18,6 +18,9 @@ then a cat) runs as one depthwise conv whose kernel is each group's kernel zero-
 largest, centred: the same sums, no split or cat of the activations, and a channel count the
 block trick takes (the groups alone have 5, 10, 21 channels). More multiply-adds by zero in the
 forward pass, less time in the step (a 50k mixer network: 1.3x in bf16, about the same in fp32).
+Its gated feed-forward's act(a) * b, a and b the halves of the first 1x1 conv's channels, is one C
+kernel each way (nas/csrc/gated_act.c): PyTorch's chunk, activation, multiply and, backward, the cat
+of the halves' gradients were about a quarter of the mixer's training step.
 
 BatchNorm and the activation after it (ConvBN's BN + ReLU/GELU/SiLU, or BN alone; the same pair in
 the conv-pool and gated K-conv blocks) train as one C kernel (nas/csrc/bn_act.c): PyTorch's CPU BatchNorm backward on channels_last tensors of a few dozen
@@ -38,7 +41,7 @@ from .spaces.gated import GatedKConvBlock
 from .spaces.layers import ConvBN
 from .spaces.mixer import MixerBlock
 
-REVISION = 3  # part of the key of every timed decision (nas.execution.DecisionCache): bump when a kernel changes
+REVISION = 4  # part of the key of every timed decision (nas.execution.DecisionCache): bump when a kernel changes
 BLOCK = 8  # channels per dense group when computing a depthwise weight gradient
 MIN_KERNEL = 5  # oneDNN's own 3x3 depthwise weight gradient is as fast as the faster paths
 
@@ -102,13 +105,48 @@ class DepthwiseConv2d(nn.Conv2d):
         return depthwise(x, self.weight, self.stride, self.padding, self.dilation)
 
 
+class _GatedAct(torch.autograd.Function):
+    """act(a) * b for the channel halves a, b of h, by nas.native's kernel both ways; saves h alone."""
+
+    @staticmethod
+    def forward(ctx, h, act):
+        ctx.save_for_backward(h)
+        ctx.act = act
+        return torch.ops.nas.gated_act(h, act)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (h,) = ctx.saved_tensors
+        return torch.ops.nas.gated_act_backward(h, grad, ctx.act), None
+
+
+def gated_act(h, act: nn.Module):
+    """act(a) * b, a and b the first and second half of h's channels: by the C kernel where it applies
+    (not inside torch.compile, which fuses these itself), else chunk and multiply."""
+    name = activation_name(act)
+    if name is not None and not torch.compiler.is_compiling() and native.gated_act_applies(h, name):
+        if torch.is_autocast_enabled(h.device.type):  # h is the conv's output, already in autocast's dtype
+            with torch.autocast(h.device.type, enabled=False):
+                return _GatedAct.apply(h, native.ACTIVATIONS[name])
+        return _GatedAct.apply(h, native.ACTIVATIONS[name])
+    a, b = h.chunk(2, dim=1)
+    return act(a) * b
+
+
 class FastMixerBlock(MixerBlock):
-    """A MixerBlock (same parameters, same state_dict) whose MixConv is one depthwise conv."""
+    """A MixerBlock (same parameters, same state_dict) whose MixConv, where it has several kernel sizes,
+    is one depthwise conv, and whose gated activation is one C kernel."""
 
     def mixconv(self, x):
+        if not is_mixconv(self):
+            return super().mixconv(x)
         size = max(conv.kernel_size[0] for conv in self.mix)
         weight = torch.cat([F.pad(conv.weight, [(size - conv.kernel_size[0]) // 2] * 4) for conv in self.mix])
         return depthwise(x, weight, (1, 1), (size // 2, size // 2), (1, 1))
+
+    def forward(self, x):
+        x = self.project(x)
+        return x + self.gamma * self.fc2(gated_act(self.fc1(self.norm(self.mixconv(x))), self.act))
 
 
 class _BatchNormAct(torch.autograd.Function):
@@ -249,7 +287,7 @@ def depthwise(x, weight, stride, padding, dilation):
 
 def is_mixconv(module: nn.Module) -> bool:
     """A MixerBlock with more than one kernel size (one size is one conv already)."""
-    return type(module) is MixerBlock and len(module.mix) > 1 and all(
+    return isinstance(module, MixerBlock) and len(module.mix) > 1 and all(
         conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.padding == (conv.kernel_size[0] // 2,) * 2
         and conv.kernel_size[0] == conv.kernel_size[1] and conv.bias is None for conv in module.mix)
 
@@ -271,7 +309,7 @@ def accelerate(model: nn.Module, device_type: str = "cpu") -> int:
         if is_slow_depthwise(module):
             module.__class__ = DepthwiseConv2d
             changed += 1
-        elif is_mixconv(module):
+        elif type(module) is MixerBlock and (is_mixconv(module) or native.available()):
             module.__class__ = FastMixerBlock
             changed += 1
         elif is_fusable(module) and native.available():

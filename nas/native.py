@@ -1,4 +1,5 @@
-"""nas's C kernels (nas/csrc/: the depthwise weight gradient, BatchNorm fused with its activation), built with the machine's C compiler on first use and loaded with ctypes.
+"""nas's C kernels (nas/csrc/: the depthwise weight gradient, BatchNorm fused with its activation, the
+token-mixer's gated activation), built with the machine's C compiler on first use and loaded with ctypes.
 
 They are optional. Where there is no C compiler, the build fails, or NAS_NATIVE=0 is set,
 `available()` is False and the trainer takes the next-fastest path (nas/kernels.py); nothing else
@@ -23,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-SOURCES = [Path(__file__).with_name("csrc") / name for name in ("depthwise_wgrad.c", "bn_act.c")]
+SOURCES = [Path(__file__).with_name("csrc") / name for name in ("depthwise_wgrad.c", "bn_act.c", "gated_act.c")]
+HEADERS = [Path(__file__).with_name("csrc") / "common.h"]  # included by the sources: part of the build's hash
 FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-pthread"]
 # tried in turn: 512-bit vectors where the compiler knows the flag (x86: the activations' exp and erf are
 # arithmetic-bound), then the plain flags, then without -march=native
@@ -80,7 +82,7 @@ def _build(compiler: str, out: Path, flag_sets) -> bool:
 
 @cache
 def _library() -> ctypes.CDLL | None:
-    if os.environ.get("NAS_NATIVE", "1") == "0" or not all(source.exists() for source in SOURCES):
+    if os.environ.get("NAS_NATIVE", "1") == "0" or not all(path.exists() for path in SOURCES + HEADERS):
         return None
     compiler = _compiler()
     if compiler is None:
@@ -94,7 +96,7 @@ def _library() -> ctypes.CDLL | None:
     builds = [FLAG_SETS] if not _torch_libgomp() or os.environ.get("NAS_NATIVE_OPENMP", "1") == "0" \
         else [tuple([*flags, OPENMP] for flags in FLAG_SETS), FLAG_SETS]
     for flag_sets in builds:  # the OpenMP build first where it applies; if it cannot be built or loaded, pthreads
-        key = hashlib.sha256("\n".join([*(source.read_text() for source in SOURCES), compiler, version,
+        key = hashlib.sha256("\n".join([*(path.read_text() for path in SOURCES + HEADERS), compiler, version,
                                         repr(flag_sets), _cpu_flags()]).encode()).hexdigest()[:16]
         path = cache_dir / f"native-{key}.so"
         try:
@@ -115,6 +117,9 @@ def _library() -> ctypes.CDLL | None:
     lib.bn_act_backward.argtypes = [ptr, ptr, ptr, i32, i64, i32, ptr, ptr, ptr, ptr, f64, i32, ptr, ptr, i32]
     lib.affine_act_forward.restype = ctypes.c_int
     lib.affine_act_forward.argtypes = [ptr, ptr, i32, i64, i32, ptr, ptr, i32, i32]
+    lib.gated_act_forward.restype = lib.gated_act_backward.restype = ctypes.c_int
+    lib.gated_act_forward.argtypes = [ptr, ptr, i32, i64, i32, i32, i32]
+    lib.gated_act_backward.argtypes = [ptr, ptr, ptr, i32, i64, i32, i32, i32]
     return lib
 
 
@@ -231,3 +236,44 @@ def affine_act(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, act: i
 @affine_act.register_fake
 def _(x, scale, shift, act):
     return torch.empty_like(x, memory_format=torch.channels_last)
+
+
+def gated_act_applies(h: torch.Tensor, act: str) -> bool:
+    """Whether the C kernel computes act(a) * b for the channel halves a, b of `h` (channels_last, fp32
+    or bf16, on the CPU, an even channel count); else the caller chunks and multiplies."""
+    return (h.device.type == "cpu" and h.dtype in (torch.float32, torch.bfloat16) and h.dim() == 4
+            and h.shape[1] % 2 == 0 and h.is_contiguous(memory_format=torch.channels_last) and h.numel() > 0
+            and act in ACTIVATIONS and available())
+
+
+@torch.library.custom_op("nas::gated_act", mutates_args=())
+def gated_act(h: torch.Tensor, act: int) -> torch.Tensor:
+    """act(a) * b, a and b the first and second half of the channels of `h` (N, 2C, H, W, channels_last),
+    act the activation of code `act` (ACTIVATIONS): (N, C, H, W), channels_last, h's dtype."""
+    n, c2, height, width = h.shape
+    y = torch.empty(n, c2 // 2, height, width, dtype=h.dtype, device=h.device, memory_format=torch.channels_last)
+    _library().gated_act_forward(h.data_ptr(), y.data_ptr(), int(h.dtype == torch.bfloat16), n * height * width,
+                                 c2 // 2, act, torch.get_num_threads())
+    return y
+
+
+@gated_act.register_fake
+def _(h, act):
+    n, c2, height, width = h.shape
+    return torch.empty(n, c2 // 2, height, width, dtype=h.dtype, device=h.device, memory_format=torch.channels_last)
+
+
+@torch.library.custom_op("nas::gated_act_backward", mutates_args=())
+def gated_act_backward(h: torch.Tensor, grad: torch.Tensor, act: int) -> torch.Tensor:
+    """The gradient of gated_act's `h` given its output's gradient `grad`: both halves in one tensor like h."""
+    n, c2, height, width = h.shape
+    grad = grad.to(h.dtype).contiguous(memory_format=torch.channels_last)
+    dh = torch.empty_like(h, memory_format=torch.channels_last)
+    _library().gated_act_backward(h.data_ptr(), grad.data_ptr(), dh.data_ptr(), int(h.dtype == torch.bfloat16),
+                                  n * height * width, c2 // 2, act, torch.get_num_threads())
+    return dh
+
+
+@gated_act_backward.register_fake
+def _(h, grad, act):
+    return torch.empty_like(h, memory_format=torch.channels_last)

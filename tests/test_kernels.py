@@ -93,6 +93,55 @@ def test_the_merged_mixconv_gives_the_same_outputs_and_gradients(channels, kerne
     assert type(fast) is MixerBlock
 
 
+@pytest.mark.parametrize("act,channels,kernel,expansion", [("gelu", 24, 3, 2), ("relu", 21, 7, 1.5),
+                                                           ("silu", 40, 5, 3.3), ("hardswish", 24, 5, 2)])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_the_mixers_gated_activation_trains_and_evaluates_as_the_plain_block(act, channels, kernel, expansion, bf16,
+                                                                             kernel_path):
+    """act(a) * b by the C kernel: hidden widths with a vector tail (36, 132), one kernel size or several,
+    an activation the kernel lacks (hardswish: the plain chunk and multiply); every gradient, and the
+    output in evaluation without gradients."""
+    from nas.spaces.mixer import MixerBlock
+    torch.manual_seed(0)
+    plain = MixerBlock(channels, channels, kernel=kernel, expansion=expansion, act=act)
+    fast = copy.deepcopy(plain)
+    accelerate(fast)
+    assert (type(fast).__name__ == "FastMixerBlock") == (kernel_path == "native" or kernel > 3)
+    x = torch.randn(4, channels, 6, 6).contiguous(memory_format=torch.channels_last)
+    outs, grads, evals = [], [], []
+    for block in (plain, fast):
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = block(xi)
+        (y.float() * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outs.append(y.float())
+        grads.append([xi.grad] + [p.grad for p in block.parameters()])
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            evals.append(block.eval()(x).float())
+    tol = 2e-2 if bf16 else 1e-5
+    for a, b in [*zip(outs, outs[1:]), *zip(evals, evals[1:])]:
+        assert torch.allclose(a, b, rtol=tol, atol=tol * a.abs().max().item())
+    for a, b in zip(*grads):
+        assert b.dtype == a.dtype and torch.allclose(a, b, rtol=tol, atol=tol * a.abs().max().item())
+
+
+def test_the_gated_kernel_writes_both_halves_of_the_gradient_in_place_of_chunk_and_cat():
+    """The op itself, fp32: a hidden width of 1 row per thread's share and a scalar tail (19 channels)."""
+    if not native.available():
+        pytest.skip("no C compiler here: the C kernel cannot be built")
+    torch.manual_seed(0)
+    h = torch.randn(3, 38, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grad = torch.randn(3, 19, 5, 7)
+    a, b = h.chunk(2, dim=1)
+    y = torch.nn.functional.silu(a) * b
+    y.backward(grad)
+    code = native.ACTIVATIONS["silu"]
+    got = torch.ops.nas.gated_act(h.detach(), code)
+    assert got.is_contiguous(memory_format=torch.channels_last) and torch.allclose(got, y, atol=1e-6)
+    dh = torch.ops.nas.gated_act_backward(h.detach(), grad, code)
+    assert dh.shape == h.shape and torch.allclose(dh, h.grad, atol=1e-6)
+
+
 @pytest.mark.parametrize("channels,kernel,stride,size", [(16, 7, 1, 9), (24, 5, 2, 10), (21, 3, 1, 7), (40, 7, 2, 5)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_the_c_kernel_computes_oneDNNs_weight_gradient(channels, kernel, stride, size, dtype):
