@@ -20,7 +20,9 @@ block trick takes (the groups alone have 5, 10, 21 channels). More multiply-adds
 forward pass, less time in the step (a 50k mixer network: 1.3x in bf16, about the same in fp32).
 Its gated feed-forward's act(a) * b, a and b the halves of the first 1x1 conv's channels, is one C
 kernel each way (nas/csrc/gated_act.c): PyTorch's chunk, activation, multiply and, backward, the cat
-of the halves' gradients were about a quarter of the mixer's training step.
+of the halves' gradients were about a quarter of the mixer's training step. Its LayerNorm2d (a permute,
+F.layer_norm, a permute back, in fp32 under bf16 autocast: a cast before it and after it) is one C kernel
+each way too (nas/csrc/layer_norm.c), reading and writing the input's dtype.
 
 BatchNorm and the activation after it (ConvBN's BN + ReLU/GELU/SiLU, or BN alone; the same pair in
 the conv-pool and gated K-conv blocks) train as one C kernel (nas/csrc/bn_act.c): PyTorch's CPU BatchNorm backward on channels_last tensors of a few dozen
@@ -38,7 +40,7 @@ from torch import nn
 from . import native
 from .spaces.convpool import ConvPoolBlock
 from .spaces.gated import GatedKConvBlock
-from .spaces.layers import ConvBN
+from .spaces.layers import ConvBN, LayerNorm2d
 from .spaces.mixer import MixerBlock
 
 REVISION = 4  # part of the key of every timed decision (nas.execution.DecisionCache): bump when a kernel changes
@@ -133,9 +135,36 @@ def gated_act(h, act: nn.Module):
     return act(a) * b
 
 
+class _LayerNorm2d(torch.autograd.Function):
+    """LayerNorm over the channels of a channels_last tensor by nas.native's kernel both ways."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        y, mean, rstd = torch.ops.nas.layer_norm_forward(x, weight, bias, eps)
+        ctx.save_for_backward(x, weight, mean, rstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, mean, rstd = ctx.saved_tensors
+        grad_x, grad_w, grad_b = torch.ops.nas.layer_norm_backward(x, grad, weight, mean, rstd)
+        return grad_x, grad_w, grad_b, None
+
+
+def layer_norm2d(x, norm: LayerNorm2d):
+    """norm(x), by the C kernel where it applies (not inside torch.compile); in x's dtype (under bf16
+    autocast F.layer_norm's output is fp32, which the 1x1 conv after it casts back to bf16)."""
+    if not torch.compiler.is_compiling() and native.layer_norm_applies(x, norm.weight):
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return _LayerNorm2d.apply(x, norm.weight, norm.bias, norm.eps)
+        return _LayerNorm2d.apply(x, norm.weight, norm.bias, norm.eps)
+    return norm(x)
+
+
 class FastMixerBlock(MixerBlock):
     """A MixerBlock (same parameters, same state_dict) whose MixConv, where it has several kernel sizes,
-    is one depthwise conv, and whose gated activation is one C kernel."""
+    is one depthwise conv, and whose LayerNorm and gated activation are C kernels."""
 
     def mixconv(self, x):
         if not is_mixconv(self):
@@ -146,7 +175,7 @@ class FastMixerBlock(MixerBlock):
 
     def forward(self, x):
         x = self.project(x)
-        return x + self.gamma * self.fc2(gated_act(self.fc1(self.norm(self.mixconv(x))), self.act))
+        return x + self.gamma * self.fc2(gated_act(self.fc1(layer_norm2d(self.mixconv(x), self.norm)), self.act))
 
 
 class _BatchNormAct(torch.autograd.Function):

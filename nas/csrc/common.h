@@ -45,11 +45,11 @@ static inline float act_f(int act, float z) {
     case ACT_RELU: return z > 0.0f ? z : 0.0f;
     case ACT_GELU: {  /* z * Phi(z), Phi(z) = (1 + erf(z / sqrt 2)) / 2 */
         float a = fabsf(z) * 0.70710678f, e = erf_abs(a, exp_neg(-a * a));
-        return 0.5f * z * (1.0f + (z < 0.0f ? -e : e));
+        return 0.5f * z * (1.0f + copysignf(e, z));
     }
     case ACT_SILU: {
         float e = exp_neg(-fabsf(z));                       /* sigmoid without overflow */
-        float s = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+        float s = (z >= 0.0f ? 1.0f : e) / (1.0f + e);
         return z * s;
     }
     default: return z;
@@ -60,11 +60,11 @@ static inline float act_grad(int act, float z) {  /* d act / dz */
     case ACT_RELU: return z > 0.0f ? 1.0f : 0.0f;
     case ACT_GELU: {  /* Phi(z) + z * phi(z): phi(z) and erf's exp(-a^2) are the same exponential */
         float a = fabsf(z) * 0.70710678f, g = exp_neg(-a * a), e = erf_abs(a, g);
-        return 0.5f * (1.0f + (z < 0.0f ? -e : e)) + z * 0.39894228f * g;
+        return 0.5f * (1.0f + copysignf(e, z)) + z * 0.39894228f * g;
     }
     case ACT_SILU: {
         float e = exp_neg(-fabsf(z));
-        float s = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+        float s = (z >= 0.0f ? 1.0f : e) / (1.0f + e);
         return s * (1.0f + z * (1.0f - s));
     }
     default: return 1.0f;
