@@ -96,11 +96,14 @@ def _add_execution_flags(p) -> None:
     p.add_argument("--compile", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
                    help="torch.compile the network (default auto: only a long run, and only if it is faster)")
     p.add_argument("--threads", type=_positive_int, help="CPU threads (default: the cores this process may use)")
+    p.add_argument("--no-keep-memory", dest="keep_memory", action="store_false",
+                   help="leave malloc as it is (default on a CPU: freed memory kept for the next step, no mmap "
+                        "of large tensors)")
 
 
 def _execution(args):
     from .execution import choose
-    return choose(args.device, args.precision, args.compile, args.threads)
+    return choose(args.device, args.precision, args.compile, args.threads, args.keep_memory)
 
 
 def build_parser() -> argparse.ArgumentParser:

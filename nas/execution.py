@@ -14,15 +14,22 @@ command line's --precision, --compile, --threads). What it decides on a CPU, and
   same scores.
 - compile: torch.compile only where it pays for itself: with 'auto', a run whose eager time is
   estimated at COMPILE_MIN_SECONDS or more tries it, and keeps it if its steps are faster.
+- memory: freed memory kept for reuse (glibc's malloc told not to mmap large blocks nor give
+  memory back). PyTorch's CPU tensors come from malloc, and by default every block over 32 MB
+  (a batch's activations and their gradients) is a fresh mmap whose pages the kernel zeroes on
+  first touch: several seconds of system time per training epoch. Off with `keep_memory=False`
+  (the command line's --no-keep-memory); nothing to do off glibc.
 
 On a GPU: bf16 autocast where supported, channels_last, one thread of Python, compile 'auto'.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
 import platform
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,6 +55,7 @@ class Execution:
     compile: str = "off"  # on | off | auto (decided by timing once the run starts)
     threads: int = 1  # intra-op threads on the CPU (0: as the process has them, e.g. a Dask worker's)
     tune_precision: bool = False  # time bf16 against fp32 on the real network and keep the faster
+    keep_memory: bool = False  # CPU: freed memory kept by malloc for the next step (see keep_freed_memory)
 
     @property
     def autocast(self) -> bool:
@@ -66,6 +74,8 @@ class Execution:
             parts[-1] += " (timed against fp32 where a run is long enough)"
         parts.append("channels_last" if self.channels_last else "NCHW")
         parts.append({"on": "torch.compile", "off": "eager", "auto": "compile if it pays"}[self.compile])
+        if self.keep_memory:
+            parts.append("memory kept")
         return ", ".join(parts)
 
     def to_dict(self) -> dict:
@@ -75,9 +85,11 @@ class Execution:
         return Execution(**{**asdict(self), **changes})
 
     def apply(self) -> None:
-        """Set the process-wide knobs this execution needs (the CPU thread count)."""
+        """Set the process-wide knobs this execution needs (the CPU thread count, malloc's settings)."""
         if self.device == "cpu" and self.threads and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
+        if self.keep_memory:
+            keep_freed_memory()
 
 
 class DecisionCache:
@@ -138,6 +150,40 @@ def usable_cores() -> int:
     return max(1, cores)
 
 
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+_KEPT: list[bool] = []  # whether keep_freed_memory() has run in this process, and with what outcome
+
+
+def _mallopt():
+    """glibc's mallopt, or None (another C library, or not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # glibc's own: musl has a mallopt that does nothing
+        return libc.mallopt
+    except (OSError, AttributeError):
+        return None
+
+
+def can_keep_memory() -> bool:
+    """Whether this process's malloc can be told to keep freed memory (glibc on Linux)."""
+    return _mallopt() is not None
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc's malloc to serve every block from its heap, not mmap, and never to give freed memory
+    back to the system, so that a training step's large tensors reuse the last step's pages instead of
+    faulting in fresh zeroed ones (what jemalloc or tcmalloc preloaded would do; IPEX's launcher preloads
+    them for the same reason). Process-wide and for the rest of the process; blocks allocated before keep
+    their mmap. Returns whether it took effect."""
+    if not _KEPT:
+        mallopt = _mallopt()
+        _KEPT.append(mallopt is not None and bool(mallopt(M_MMAP_MAX, 0))
+                     and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1)))
+    return _KEPT[0]
+
+
 def cpu_has_bf16() -> bool:
     """Native bf16 arithmetic on this CPU (AVX512_BF16 or AMX): where bf16 autocast is fast."""
     cpu = getattr(torch, "cpu", None)
@@ -166,8 +212,9 @@ def check_device(name: str | None) -> None:
 
 
 def choose(device: str | None = None, precision: str = "auto", compile: str = "auto",
-           threads: int | None = None) -> Execution:
-    """The execution for `device` (default: a GPU if there is one), forced where an argument says so."""
+           threads: int | None = None, keep_memory: bool = True) -> Execution:
+    """The execution for `device` (default: a GPU if there is one), forced where an argument says so
+    (`keep_memory=False`: leave the CPU's malloc as it is)."""
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
     if compile not in COMPILE_MODES:
@@ -187,4 +234,5 @@ def choose(device: str | None = None, precision: str = "auto", compile: str = "a
         raise UserError(f"--precision bf16: this {where} has no native bf16; use fp32 or auto")
     chosen = "bf16" if (precision == "bf16" or (precision == "auto" and bf16)) else "fp32"
     return Execution(device=str(dev), precision=chosen, channels_last=True, compile=compile, threads=threads,
-                     tune_precision=precision == "auto" and bf16 and dev.type == "cpu")
+                     tune_precision=precision == "auto" and bf16 and dev.type == "cpu",
+                     keep_memory=keep_memory and dev.type == "cpu" and can_keep_memory())

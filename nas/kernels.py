@@ -151,10 +151,17 @@ class _LayerNorm2d(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
+# The dtypes the LayerNorm kernel is used for. In bf16 it saves autocast's casts to fp32 and back (as an op
+# 1.6-3.2x PyTorch's); in fp32 it was 1.2-2.6x as an op but made the mixer's fp32 training step no faster
+# (docs/benchmarks.md, section (8)), so fp32 stays with PyTorch's.
+LAYER_NORM_DTYPES = (torch.bfloat16,)
+
+
 def layer_norm2d(x, norm: LayerNorm2d):
-    """norm(x), by the C kernel where it applies (not inside torch.compile); in x's dtype (under bf16
-    autocast F.layer_norm's output is fp32, which the 1x1 conv after it casts back to bf16)."""
-    if not torch.compiler.is_compiling() and native.layer_norm_applies(x, norm.weight):
+    """norm(x), by the C kernel where it applies (not inside torch.compile; x in LAYER_NORM_DTYPES); in x's
+    dtype (under bf16 autocast F.layer_norm's output is fp32, which the 1x1 conv after it casts back)."""
+    if (not torch.compiler.is_compiling() and x.dtype in LAYER_NORM_DTYPES
+            and native.layer_norm_applies(x, norm.weight)):
         if torch.is_autocast_enabled(x.device.type):
             with torch.autocast(x.device.type, enabled=False):
                 return _LayerNorm2d.apply(x, norm.weight, norm.bias, norm.eps)

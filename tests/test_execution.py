@@ -54,6 +54,32 @@ def test_flags_override_the_choice(monkeypatch):
         ex.choose("tpu")
 
 
+def test_the_cpu_keeps_freed_memory_where_malloc_can_be_told(monkeypatch):
+    monkeypatch.setattr(ex, "can_keep_memory", lambda: True)
+    chosen = ex.choose("cpu")
+    assert chosen.keep_memory and "memory kept" in chosen.describe()
+    assert not ex.choose("cpu", keep_memory=False).keep_memory  # --no-keep-memory
+    monkeypatch.setattr(ex, "can_keep_memory", lambda: False)  # another C library: nothing to tell it
+    assert not ex.choose("cpu").keep_memory and "memory kept" not in ex.choose("cpu").describe()
+
+
+def test_an_execution_without_keep_memory_leaves_malloc_alone(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ex, "keep_freed_memory", lambda: calls.append(1) or True)
+    ex.Execution(threads=torch.get_num_threads(), keep_memory=False).apply()
+    assert calls == []
+    ex.Execution(threads=torch.get_num_threads(), keep_memory=True).apply()
+    assert calls == [1]
+
+
+@pytest.mark.skipif(not ex.can_keep_memory(), reason="not glibc: malloc cannot be told")
+def test_glibc_takes_the_settings_once_and_tensors_still_allocate():
+    assert ex.keep_freed_memory() and ex.keep_freed_memory()  # idempotent
+    big = torch.ones(64, 1024, 1024)  # 256 MB: from the heap now, not an mmap
+    assert big.sum().item() == 64 * 1024 * 1024
+    del big
+
+
 def test_threads_never_exceed_the_usable_cores():
     assert 1 <= ex.choose("cpu").threads == ex.usable_cores()
 
@@ -136,3 +162,12 @@ def test_compile_is_kept_only_when_its_steps_in_the_training_loop_beat_the_eager
     assert decide(1.0, 0.5) == ("on", compiled_net)
     assert decide(1.0, 0.95) == ("off", model)  # under 10% faster: not worth it
     assert decide(1.0, 1.3) == ("off", model)
+
+
+def test_no_keep_memory_on_the_command_line_reaches_the_execution(monkeypatch):
+    from nas.cli import _execution, build_parser
+    monkeypatch.setattr(ex, "can_keep_memory", lambda: True)
+    for argv, kept in ((["retrain", "w.json"], True), (["retrain", "w.json", "--no-keep-memory"], False),
+                       (["search", "spaces/tiny.py", "--budget", "50000", "--no-keep-memory"], False)):
+        args = build_parser().parse_args(argv)
+        assert _execution(args).keep_memory is kept

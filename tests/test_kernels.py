@@ -152,13 +152,17 @@ def test_the_gated_kernel_writes_both_halves_of_the_gradient_in_place_of_chunk_a
 
 @pytest.mark.parametrize("channels,rows", [(19, 3 * 7 * 5), (48, 2 * 9 * 9), (130, 64 * 3)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_the_layer_norm_kernel_matches_layer_norm_2d(channels, rows, dtype):
+def test_the_layer_norm_kernel_matches_layer_norm_2d(channels, rows, dtype, monkeypatch):
     """Output and the gradients of input, weight and bias against LayerNorm2d in fp32 on the same rounded
     input: a scalar tail (19), rows enough for several threads and several fp32 blocks of the sums (192),
-    inputs far from zero mean (the kernel's shifted sums)."""
+    inputs far from zero mean (the kernel's shifted sums). fp32 too, though the mixer uses it in bf16 only."""
     if not native.available():
         pytest.skip("no C compiler here: the C kernel cannot be built")
+    from nas import kernels
     from nas.kernels import layer_norm2d
+    monkeypatch.setattr(kernels, "LAYER_NORM_DTYPES", (torch.float32, torch.bfloat16))
+    calls = []
+    monkeypatch.setattr(kernels._LayerNorm2d, "apply", lambda *a, _apply=kernels._LayerNorm2d.apply: calls.append(1) or _apply(*a))
     from nas.spaces.layers import LayerNorm2d
     torch.manual_seed(0)
     norm = LayerNorm2d(channels)
@@ -176,8 +180,25 @@ def test_the_layer_norm_kernel_matches_layer_norm_2d(channels, rows, dtype):
         assert y.dtype == dtype if fused else True
         results.append([y.float(), xi.grad.float(), norm.weight.grad.clone(), norm.bias.grad.clone()])
     tol = 1e-2 if dtype == torch.bfloat16 else 2e-5
+    assert calls == [1]  # the fused pass ran the kernel
     for a, b in zip(*results):
         assert torch.allclose(a, b, rtol=tol, atol=tol * a.abs().max().item())
+
+
+def test_the_layer_norm_kernel_runs_in_bf16_and_leaves_fp32_to_pytorch(monkeypatch):
+    """fp32 made the mixer's step no faster (docs/benchmarks.md (8)): there LayerNorm2d stays PyTorch's."""
+    if not native.available():
+        pytest.skip("no C compiler here: the C kernel cannot be built")
+    from nas import kernels
+    from nas.spaces.layers import LayerNorm2d
+    calls = []
+    monkeypatch.setattr(kernels._LayerNorm2d, "apply", lambda *a, _apply=kernels._LayerNorm2d.apply: calls.append(1) or _apply(*a))
+    norm = LayerNorm2d(8)
+    x = torch.randn(2, 8, 4, 4).contiguous(memory_format=torch.channels_last)
+    kernels.layer_norm2d(x, norm)
+    assert calls == []
+    kernels.layer_norm2d(x.bfloat16(), norm)
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("channels,kernel,stride,size", [(16, 7, 1, 9), (24, 5, 2, 10), (21, 3, 1, 7), (40, 7, 2, 5)])
