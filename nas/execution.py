@@ -18,13 +18,15 @@ command line's --precision, --compile, --threads). What it decides on a CPU, and
   memory back). PyTorch's CPU tensors come from malloc, and by default every block over 32 MB
   (a batch's activations and their gradients) is a fresh mmap whose pages the kernel zeroes on
   first touch: several seconds of system time per training epoch. Off with `keep_memory=False`
-  (the command line's --no-keep-memory); nothing to do off glibc.
+  (the command line's --no-keep-memory); nothing to do off glibc. What is kept goes back to the
+  system at the end of each training run (`release_freed_memory`).
 
 On a GPU: bf16 autocast where supported, channels_last, one thread of Python, compile 'auto'.
 """
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -182,6 +184,26 @@ def keep_freed_memory() -> bool:
         _KEPT.append(mallopt is not None and bool(mallopt(M_MMAP_MAX, 0))
                      and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1)))
     return _KEPT[0]
+
+
+def release_freed_memory() -> None:
+    """Give the memory malloc keeps back to the system (glibc's malloc_trim), where keep_freed_memory()
+    took effect: at the end of a training run, so that a search's many runs, each with other tensor sizes,
+    do not each leave their own free blocks in the heap (a 5-minute search's peak RSS: 3.5 GB with malloc
+    as it was, 5.6 GB keeping memory without this)."""
+    if _KEPT and _KEPT[0]:
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+def releases_freed_memory(fn):
+    """Decorate a training run: release_freed_memory() when it returns or raises."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            release_freed_memory()
+    return run
 
 
 def cpu_has_bf16() -> bool:

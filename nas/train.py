@@ -14,7 +14,7 @@ from . import kernels
 from .data import Augment, Loader, Split
 from .records import EpochStats
 from .spaces.layers import LayerNorm2d, Whitening
-from .execution import COMPILE_MIN_SECONDS, DecisionCache, Execution, choose, default_batch_size
+from .execution import COMPILE_MIN_SECONDS, DecisionCache, Execution, choose, default_batch_size, releases_freed_memory
 
 
 @dataclass(frozen=True)
@@ -378,6 +378,7 @@ def fit_whitening(model, images) -> None:
             layer.fit(images)
 
 
+@releases_freed_memory
 def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, std, device=None, seed: int = 0,
           on_epoch=None, start_epoch: int = 0, optimizer_state=None, on_checkpoint=None,
           execution: Execution | None = None, on_step=None, schedule: Schedule | None = None,

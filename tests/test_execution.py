@@ -171,3 +171,19 @@ def test_no_keep_memory_on_the_command_line_reaches_the_execution(monkeypatch):
                        (["search", "spaces/tiny.py", "--budget", "50000", "--no-keep-memory"], False)):
         args = build_parser().parse_args(argv)
         assert _execution(args).keep_memory is kept
+
+
+def test_a_training_run_gives_kept_memory_back_when_it_ends_or_fails(monkeypatch):
+    released = []
+    monkeypatch.setattr(ex, "release_freed_memory", lambda: released.append(1))
+
+    @ex.releases_freed_memory
+    def run(fail: bool):
+        if fail:
+            raise RuntimeError("diverged")
+        return "done"
+
+    assert run(False) == "done" and released == [1]
+    with pytest.raises(RuntimeError):
+        run(True)
+    assert released == [1, 1]
