@@ -153,24 +153,25 @@ def usable_cores() -> int:
 
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
-_KEPT: list[bool] = []  # whether keep_freed_memory() has run in this process, and with what outcome
+_kept = False  # whether keep_freed_memory() took effect in this process
 
 
-def _mallopt():
-    """glibc's mallopt, or None (another C library, or not Linux)."""
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The process's C library if it is glibc on Linux (musl has a mallopt that does nothing), else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # glibc's own: musl has a mallopt that does nothing
-        return libc.mallopt
+        libc.gnu_get_libc_version, libc.mallopt, libc.malloc_trim  # glibc's own
+        return libc
     except (OSError, AttributeError):
         return None
 
 
 def can_keep_memory() -> bool:
     """Whether this process's malloc can be told to keep freed memory (glibc on Linux)."""
-    return _mallopt() is not None
+    return _glibc() is not None
 
 
 def keep_freed_memory() -> bool:
@@ -179,11 +180,11 @@ def keep_freed_memory() -> bool:
     faulting in fresh zeroed ones (what jemalloc or tcmalloc preloaded would do; IPEX's launcher preloads
     them for the same reason). Process-wide and for the rest of the process; blocks allocated before keep
     their mmap. Returns whether it took effect."""
-    if not _KEPT:
-        mallopt = _mallopt()
-        _KEPT.append(mallopt is not None and bool(mallopt(M_MMAP_MAX, 0))
-                     and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1)))
-    return _KEPT[0]
+    global _kept
+    libc = _glibc()
+    if not _kept and libc is not None:
+        _kept = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    return _kept
 
 
 def release_freed_memory() -> None:
@@ -191,8 +192,8 @@ def release_freed_memory() -> None:
     took effect: at the end of a training run, so that a search's many runs, each with other tensor sizes,
     do not each leave their own free blocks in the heap (a 5-minute search's peak RSS: 3.5 GB with malloc
     as it was, 5.6 GB keeping memory without this)."""
-    if _KEPT and _KEPT[0]:
-        ctypes.CDLL(None).malloc_trim(0)
+    if _kept:
+        _glibc().malloc_trim(0)
 
 
 def releases_freed_memory(fn):

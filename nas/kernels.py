@@ -43,7 +43,7 @@ from .spaces.gated import GatedKConvBlock
 from .spaces.layers import ConvBN, LayerNorm2d
 from .spaces.mixer import MixerBlock
 
-REVISION = 4  # part of the key of every timed decision (nas.execution.DecisionCache): bump when a kernel changes
+REVISION = 5  # part of the key of every timed decision (nas.execution.DecisionCache): bump when a kernel changes
 BLOCK = 8  # channels per dense group when computing a depthwise weight gradient
 MIN_KERNEL = 5  # oneDNN's own 3x3 depthwise weight gradient is as fast as the faster paths
 
@@ -162,10 +162,8 @@ def layer_norm2d(x, norm: LayerNorm2d):
     dtype (under bf16 autocast F.layer_norm's output is fp32, which the 1x1 conv after it casts back)."""
     if (not torch.compiler.is_compiling() and x.dtype in LAYER_NORM_DTYPES
             and native.layer_norm_applies(x, norm.weight)):
-        if torch.is_autocast_enabled(x.device.type):
-            with torch.autocast(x.device.type, enabled=False):
-                return _LayerNorm2d.apply(x, norm.weight, norm.bias, norm.eps)
-        return _LayerNorm2d.apply(x, norm.weight, norm.bias, norm.eps)
+        with torch.autocast(x.device.type, enabled=False):  # the kernel reads and writes x's dtype
+            return _LayerNorm2d.apply(x, norm.weight, norm.bias, norm.eps)
     return norm(x)
 
 
