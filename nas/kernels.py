@@ -43,7 +43,7 @@ from .spaces.gated import GatedKConvBlock
 from .spaces.layers import ConvBN, LayerNorm2d
 from .spaces.mixer import MixerBlock
 
-REVISION = 5  # part of the key of every timed decision (nas.execution.DecisionCache): bump when a kernel changes
+REVISION = 6  # part of the key of every timed decision (nas.execution.DecisionCache): bump when a kernel changes
 BLOCK = 8  # channels per dense group when computing a depthwise weight gradient
 MIN_KERNEL = 5  # oneDNN's own 3x3 depthwise weight gradient is as fast as the faster paths
 

@@ -201,10 +201,13 @@ def test_the_layer_norm_kernel_runs_in_bf16_and_leaves_fp32_to_pytorch(monkeypat
     assert calls == [1]
 
 
-@pytest.mark.parametrize("channels,kernel,stride,size", [(16, 7, 1, 9), (24, 5, 2, 10), (21, 3, 1, 7), (40, 7, 2, 5)])
+@pytest.mark.parametrize("channels,kernel,stride,size", [(16, 7, 1, 9), (24, 5, 2, 10), (21, 3, 1, 7), (40, 7, 2, 5),
+                                                         (24, 7, 1, 17), (40, 5, 1, 14), (21, 3, 1, 16),
+                                                         (24, 7, 2, 32), (16, 3, 2, 19)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_the_c_kernel_computes_oneDNNs_weight_gradient(channels, kernel, stride, size, dtype):
-    """16- and 8-channel vector blocks, a scalar tail (21 = 16 + 5), stride 2, padding at every edge."""
+    """16- and 8-channel vector blocks, a scalar tail (21 = 16 + 5), stride 2, padding at every edge; rows
+    wide enough for the blocks of output columns (stride 1 and 2) and for columns left over after them."""
     if not native.available():
         pytest.skip("no C compiler here: the C kernel cannot be built")
     torch.manual_seed(0)

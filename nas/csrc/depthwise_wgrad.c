@@ -4,8 +4,8 @@
  *     dw[i][j][c] = sum over n, ho, wo of  dy[n][ho][wo][c] * x[n][ho*s + i - p][wo*s + j - p][c]
  *
  * (zero padding p, stride s, no dilation). oneDNN computes this at 5-20 GFLOP/s on a CPU; here, for
- * each output row and kernel row, the KW accumulators of a block of 16 channels stay in vector
- * registers while the row is swept, so each dy vector is loaded once per KW multiply-adds. Written
+ * each output row and kernel row, the KW accumulators of a block of 16 channels (8 without AVX-512)
+ * stay in vector registers while the row is swept a few output columns at a time (see ROW). Written
  * with GCC/Clang vector extensions (the compiler picks AVX-512, AVX2 or NEON for them); the batch
  * is split across threads (pthreads, so no second OpenMP runtime runs beside PyTorch's), each with
  * its own accumulators, summed at the end. Built and loaded by nas/native.py.
@@ -45,25 +45,74 @@ typedef struct {
     int H, W, C, Ho, Wo, kh, kw, s, p;
 } job_t;
 
-/* One (output row, kernel row) pair: all KW taps for channels [c, c + V) with V-wide vectors. */
+/* One (output row, kernel row) pair: all KW taps for channels [c, c + V) with V-wide vectors. The KW
+ * accumulators stay in registers while the row is swept, BW output columns at a time: their BW dy vectors
+ * are loaded once, then each input column they touch (s(BW-1) + KW of them) is loaded once and multiplied
+ * into every tap it meets, so there are about 3 multiply-adds per load instead of one (KW=7, BW=4, s=1).
+ * Registers: KW accumulators + BW dy + 1 input vector, which fits AVX2's 16 for KW=7 at 8 channels. */
+#define BW 4
+/* 16-channel vectors where there are 32 vector registers (AVX-512); with AVX2's 16, 8 channels */
+#ifdef __AVX512F__
+#define WIDE 1
+#else
+#define WIDE 0
+#endif
 #define ROW(NAME, T, V, VEC, LOAD, KW)                                                                  \
     static inline void NAME(const T *xrow, const T *dyrow, float *a, const job_t *j, int c) {         \
         VEC r[KW];                                                                                      \
-        for (int t = 0; t < KW; t++) memcpy(&r[t], a + (size_t)t * j->C + c, sizeof(VEC));              \
-        for (int wo = 0; wo < j->Wo; wo++) {                                                           \
-            VEC g = LOAD(dyrow + (size_t)wo * j->C + c);                                                \
-            int w0 = wo * j->s - j->p;                                                                  \
-            if (w0 >= 0 && w0 + KW <= j->W) {                                                           \
-                const T *xv = xrow + (size_t)w0 * j->C + c;                                             \
-                for (int t = 0; t < KW; t++) r[t] += g * LOAD(xv + (size_t)t * j->C);                   \
-            } else {                                                                                    \
-                for (int t = 0; t < KW; t++) {                                                          \
-                    int wi = w0 + t;                                                                    \
-                    if (wi >= 0 && wi < j->W) r[t] += g * LOAD(xrow + (size_t)wi * j->C + c);           \
+        const int s = j->s, C = j->C;                                                                   \
+        for (int t = 0; t < KW; t++) memcpy(&r[t], a + (size_t)t * C + c, sizeof(VEC));                \
+        int wo = 0;                                                                                     \
+        for (; wo < j->Wo; wo++) { /* the left edge, column by column, until the input starts at 0 */  \
+            int w0 = wo * s - j->p;                                                                     \
+            if (w0 >= 0) break;                                                                         \
+            VEC g = LOAD(dyrow + (size_t)wo * C + c);                                                   \
+            for (int t = 0; t < KW; t++) {                                                              \
+                int wi = w0 + t;                                                                        \
+                if (wi >= 0 && wi < j->W) r[t] += g * LOAD(xrow + (size_t)wi * C + c);                  \
+            }                                                                                           \
+        }                                                                                               \
+        if (s == 1) {                                                                                   \
+            for (; wo + BW <= j->Wo && wo - j->p + BW - 1 + KW <= j->W; wo += BW) {                     \
+                const T *xv = xrow + (size_t)(wo - j->p) * C + c;                                      \
+                VEC g[BW];                                                                              \
+                for (int b = 0; b < BW; b++) g[b] = LOAD(dyrow + (size_t)(wo + b) * C + c);             \
+                _Pragma("GCC unroll 16")                                                                \
+                for (int q = 0; q < BW - 1 + KW; q++) {                                                 \
+                    VEC xq = LOAD(xv + (size_t)q * C);                                                  \
+                    _Pragma("GCC unroll 4")                                                             \
+                    for (int b = 0; b < BW; b++)                                                        \
+                        if (q - b >= 0 && q - b < KW) r[q - b] += g[b] * xq;                            \
+                }                                                                                       \
+            }                                                                                           \
+        } else if (s == 2) {                                                                            \
+            for (; wo + BW <= j->Wo && 2 * wo - j->p + 2 * (BW - 1) + KW <= j->W; wo += BW) {           \
+                const T *xv = xrow + (size_t)(2 * wo - j->p) * C + c;                                  \
+                VEC g[BW];                                                                              \
+                for (int b = 0; b < BW; b++) g[b] = LOAD(dyrow + (size_t)(wo + b) * C + c);             \
+                _Pragma("GCC unroll 16")                                                                \
+                for (int q = 0; q < 2 * (BW - 1) + KW; q++) {                                           \
+                    VEC xq = LOAD(xv + (size_t)q * C);                                                  \
+                    _Pragma("GCC unroll 4")                                                             \
+                    for (int b = 0; b < BW; b++)                                                        \
+                        if (q - 2 * b >= 0 && q - 2 * b < KW) r[q - 2 * b] += g[b] * xq;                \
                 }                                                                                       \
             }                                                                                           \
         }                                                                                               \
-        for (int t = 0; t < KW; t++) memcpy(a + (size_t)t * j->C + c, &r[t], sizeof(VEC));              \
+        for (; wo < j->Wo; wo++) { /* what is left: one column at a time, taps past the edge skipped */ \
+            VEC g = LOAD(dyrow + (size_t)wo * C + c);                                                   \
+            int w0 = wo * s - j->p;                                                                     \
+            if (w0 >= 0 && w0 + KW <= j->W) {                                                           \
+                const T *xv = xrow + (size_t)w0 * C + c;                                                \
+                for (int t = 0; t < KW; t++) r[t] += g * LOAD(xv + (size_t)t * C);                      \
+            } else {                                                                                    \
+                for (int t = 0; t < KW; t++) {                                                          \
+                    int wi = w0 + t;                                                                    \
+                    if (wi >= 0 && wi < j->W) r[t] += g * LOAD(xrow + (size_t)wi * C + c);              \
+                }                                                                                       \
+            }                                                                                           \
+        }                                                                                               \
+        for (int t = 0; t < KW; t++) memcpy(a + (size_t)t * C + c, &r[t], sizeof(VEC));                 \
     }
 
 #define KERNEL(T, SUFFIX)                                                                               \
@@ -85,7 +134,7 @@ typedef struct {
                     const T *dyrow = dy + ((size_t)n * j->Ho + ho) * j->Wo * j->C;                      \
                     float *a = j->acc + (size_t)i * j->kw * j->C;                                       \
                     int c = 0;                                                                          \
-                    for (; c + 16 <= j->C; c += 16) {                                                   \
+                    for (; WIDE && c + 16 <= j->C; c += 16) {                                                   \
                         if (j->kw == 3) row16_3_##SUFFIX(xrow, dyrow, a, j, c);                         \
                         else if (j->kw == 5) row16_5_##SUFFIX(xrow, dyrow, a, j, c);                    \
                         else row16_7_##SUFFIX(xrow, dyrow, a, j, c);                                    \
