@@ -57,6 +57,20 @@ typedef struct {
 #else
 #define WIDE 0
 #endif
+/* The row's interior, BW output columns at a time, for stride S (a constant, so the taps unroll). */
+#define BLOCKS(T, VEC, LOAD, KW, S)                                                                     \
+    for (; wo + BW <= j->Wo && S * wo - j->p + S * (BW - 1) + KW <= j->W; wo += BW) {                   \
+        const T *xv = xrow + (size_t)(S * wo - j->p) * C + c;                                          \
+        VEC g[BW];                                                                                      \
+        for (int b = 0; b < BW; b++) g[b] = LOAD(dyrow + (size_t)(wo + b) * C + c);                     \
+        _Pragma("GCC unroll 16")                                                                        \
+        for (int q = 0; q < S * (BW - 1) + KW; q++) {                                                   \
+            VEC xq = LOAD(xv + (size_t)q * C);                                                          \
+            _Pragma("GCC unroll 4")                                                                     \
+            for (int b = 0; b < BW; b++)                                                                \
+                if (q - S * b >= 0 && q - S * b < KW) r[q - S * b] += g[b] * xq;                        \
+        }                                                                                               \
+    }
 #define ROW(NAME, T, V, VEC, LOAD, KW)                                                                  \
     static inline void NAME(const T *xrow, const T *dyrow, float *a, const job_t *j, int c) {         \
         VEC r[KW];                                                                                      \
@@ -72,33 +86,8 @@ typedef struct {
                 if (wi >= 0 && wi < j->W) r[t] += g * LOAD(xrow + (size_t)wi * C + c);                  \
             }                                                                                           \
         }                                                                                               \
-        if (s == 1) {                                                                                   \
-            for (; wo + BW <= j->Wo && wo - j->p + BW - 1 + KW <= j->W; wo += BW) {                     \
-                const T *xv = xrow + (size_t)(wo - j->p) * C + c;                                      \
-                VEC g[BW];                                                                              \
-                for (int b = 0; b < BW; b++) g[b] = LOAD(dyrow + (size_t)(wo + b) * C + c);             \
-                _Pragma("GCC unroll 16")                                                                \
-                for (int q = 0; q < BW - 1 + KW; q++) {                                                 \
-                    VEC xq = LOAD(xv + (size_t)q * C);                                                  \
-                    _Pragma("GCC unroll 4")                                                             \
-                    for (int b = 0; b < BW; b++)                                                        \
-                        if (q - b >= 0 && q - b < KW) r[q - b] += g[b] * xq;                            \
-                }                                                                                       \
-            }                                                                                           \
-        } else if (s == 2) {                                                                            \
-            for (; wo + BW <= j->Wo && 2 * wo - j->p + 2 * (BW - 1) + KW <= j->W; wo += BW) {           \
-                const T *xv = xrow + (size_t)(2 * wo - j->p) * C + c;                                  \
-                VEC g[BW];                                                                              \
-                for (int b = 0; b < BW; b++) g[b] = LOAD(dyrow + (size_t)(wo + b) * C + c);             \
-                _Pragma("GCC unroll 16")                                                                \
-                for (int q = 0; q < 2 * (BW - 1) + KW; q++) {                                           \
-                    VEC xq = LOAD(xv + (size_t)q * C);                                                  \
-                    _Pragma("GCC unroll 4")                                                             \
-                    for (int b = 0; b < BW; b++)                                                        \
-                        if (q - 2 * b >= 0 && q - 2 * b < KW) r[q - 2 * b] += g[b] * xq;                \
-                }                                                                                       \
-            }                                                                                           \
-        }                                                                                               \
+        if (s == 1) BLOCKS(T, VEC, LOAD, KW, 1)                                                         \
+        else if (s == 2) BLOCKS(T, VEC, LOAD, KW, 2)                                                    \
         for (; wo < j->Wo; wo++) { /* what is left: one column at a time, taps past the edge skipped */ \
             VEC g = LOAD(dyrow + (size_t)wo * C + c);                                                   \
             int w0 = wo * s - j->p;                                                                     \
