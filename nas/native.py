@@ -130,10 +130,18 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
-@torch.compiler.assume_constant_result  # torch.compile takes the answer as a constant, not tracing the build
 def available() -> bool:
-    """Whether the C kernels are built and loaded on this machine."""
+    """Whether the C kernels are built and loaded on this machine (`compile` tells torch.compile it is a
+    constant)."""
     return _library() is not None
+
+
+def compile(model: torch.nn.Module) -> torch.nn.Module:
+    """torch.compile(model), with `available` taken as a constant rather than traced into the build. Marked
+    here and not where `available` is defined: the mark imports torch._dynamo, 1.6 s that every `nas`
+    command, even one rejecting its input, paid at import."""
+    torch.compiler.assume_constant_result(available)  # sets a flag on the function itself
+    return torch.compile(model)
 
 
 def runtime() -> str | None:

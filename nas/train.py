@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
-from . import kernels
+from . import kernels, native
 from .data import Augment, Loader, Split
 from .records import EpochStats
 from .spaces.layers import LayerNorm2d, Whitening
@@ -359,7 +359,7 @@ class CompileCheck:
         if self.compiled is None:
             self.eager.append(seconds)
             if len(self.eager) == self.CHECK_STEPS + 1:  # the first eager step warms up too
-                self.compiled = torch.compile(self.model)
+                self.compiled = native.compile(self.model)
             return None
         self.timed.append(seconds)
         if len(self.timed) < COMPILE_WARMUP_STEPS + self.CHECK_STEPS:
@@ -450,7 +450,7 @@ def train(model, train_split: Split, eval_split: Split, recipe: Recipe, mean, st
             else:
                 compile_check = CompileCheck(model)  # time eager steps, then compiled ones, keep the faster
     if execution.compile == "on":
-        net = torch.compile(model)
+        net = native.compile(model)
     lookahead = Lookahead(model, recipe.lookahead) if recipe.lookahead else None
     pulled = step  # the step of the last pull: training starts from weights equal to the slow ones
     history, started = [], time.perf_counter()
