@@ -15,11 +15,18 @@ from nas.spaces.gated import GatedKConvBlock
 from nas.spaces.layers import ConvBN
 
 
+@pytest.fixture(scope="session")
+def build_cache(tmp_path_factory):
+    """Where this session's C kernels are built: afresh, by the first test that needs them (a build takes
+    several seconds; the others load it, as a user's later runs do)."""
+    return tmp_path_factory.mktemp("native-build")
+
+
 @pytest.fixture(params=["native", "no compiler"])
-def kernel_path(request, monkeypatch, tmp_path):
+def kernel_path(request, monkeypatch, build_cache):
     """Each test runs with the C kernel (skipped where this machine cannot build it) and as on a
-    machine with no C compiler, built afresh into a temporary cache."""
-    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path))
+    machine with no C compiler."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(build_cache))
     native._library.cache_clear()
     if request.param == "no compiler":
         monkeypatch.setattr(native, "_compiler", lambda: None)
