@@ -71,35 +71,33 @@ typedef struct {
                 if (q - S * b >= 0 && q - S * b < KW) r[q - S * b] += g[b] * xq;                        \
         }                                                                                               \
     }
+/* Output column wo, each tap checked against the row's ends (an edge column). */
+#define EDGE_COLUMN(VEC, LOAD, KW)                                                                      \
+    {                                                                                                   \
+        VEC g = LOAD(dyrow + (size_t)wo * C + c);                                                       \
+        for (int t = 0; t < KW; t++) {                                                                  \
+            int wi = wo * s - j->p + t;                                                                 \
+            if (wi >= 0 && wi < j->W) r[t] += g * LOAD(xrow + (size_t)wi * C + c);                      \
+        }                                                                                               \
+    }
 #define ROW(NAME, T, V, VEC, LOAD, KW)                                                                  \
     static inline void NAME(const T *xrow, const T *dyrow, float *a, const job_t *j, int c) {         \
         VEC r[KW];                                                                                      \
         const int s = j->s, C = j->C;                                                                   \
         for (int t = 0; t < KW; t++) memcpy(&r[t], a + (size_t)t * C + c, sizeof(VEC));                \
         int wo = 0;                                                                                     \
-        for (; wo < j->Wo; wo++) { /* the left edge, column by column, until the input starts at 0 */  \
-            int w0 = wo * s - j->p;                                                                     \
-            if (w0 >= 0) break;                                                                         \
-            VEC g = LOAD(dyrow + (size_t)wo * C + c);                                                   \
-            for (int t = 0; t < KW; t++) {                                                              \
-                int wi = w0 + t;                                                                        \
-                if (wi >= 0 && wi < j->W) r[t] += g * LOAD(xrow + (size_t)wi * C + c);                  \
-            }                                                                                           \
-        }                                                                                               \
+        for (; wo < j->Wo && wo * s - j->p < 0; wo++) /* the left edge, until the input starts at 0 */ \
+            EDGE_COLUMN(VEC, LOAD, KW)                                                                  \
         if (s == 1) BLOCKS(T, VEC, LOAD, KW, 1)                                                         \
         else if (s == 2) BLOCKS(T, VEC, LOAD, KW, 2)                                                    \
         for (; wo < j->Wo; wo++) { /* what is left: one column at a time, taps past the edge skipped */ \
-            VEC g = LOAD(dyrow + (size_t)wo * C + c);                                                   \
             int w0 = wo * s - j->p;                                                                     \
             if (w0 >= 0 && w0 + KW <= j->W) {                                                           \
+                VEC g = LOAD(dyrow + (size_t)wo * C + c);                                               \
                 const T *xv = xrow + (size_t)w0 * C + c;                                                \
                 for (int t = 0; t < KW; t++) r[t] += g * LOAD(xv + (size_t)t * C);                      \
-            } else {                                                                                    \
-                for (int t = 0; t < KW; t++) {                                                          \
-                    int wi = w0 + t;                                                                    \
-                    if (wi >= 0 && wi < j->W) r[t] += g * LOAD(xrow + (size_t)wi * C + c);              \
-                }                                                                                       \
-            }                                                                                           \
+            } else                                                                                      \
+                EDGE_COLUMN(VEC, LOAD, KW)                                                              \
         }                                                                                               \
         for (int t = 0; t < KW; t++) memcpy(a + (size_t)t * C + c, &r[t], sizeof(VEC));                 \
     }
