@@ -3,25 +3,34 @@ rank the candidates of the proxy-fidelity study against their long training.
 
 The proxy-fidelity study (proxy_fidelity.py) found rung 0 ranking worse than chance (Kendall tau
 -0.137 against 30 epochs on 12 candidates) while rung 1 (one epoch) reaches 0.515. This trains
-rung 0 again for the same 12 candidates, on the same held-out validation split, the same images
-(a quarter epoch of the training split less the hold-out), once per variant:
-- `seed`: exactly as the search trains it, other initial weights and data order: is rung 0's
-  ranking the candidates' or the seed's?
+rung 0 again for the same 12 candidates, on the same held-out validation split (and, but for the
+half-resolution variants, the same number of images: a quarter epoch of the training split less
+the hold-out), once per variant:
+- `seed`, `seed2`: exactly as the search trains it, other initial weights and data order: is rung
+  0's ranking the candidates' or the seed's? (`seed2` also times rung 0 on the machine at hand.)
 - `batch128`, `batch64`: the same images in batches of 128 or 64 (twice or four times the steps,
   the learning rate scaled linearly as always): small networks may learn more per image from
   more, smaller steps, and on a CPU a small network trains as fast per image at batch 128.
 - `lr2x`: the search's batch at twice the peak learning rate.
+- `epoch05`: half an epoch at full resolution, twice rung 0's images and cost.
+- `half1`, `half1-seed`, `half05`: the images at half resolution (16x16, each 2x2 block of pixels
+  averaged; training and validation alike), for one epoch (twice with other seeds) or half an epoch:
+  a fidelity the issue names. A 16-pixel image costs a quarter of the MACs, so one epoch at 16
+  pixels costs about what a quarter epoch at 32 does, with four times the steps and every image seen.
 Each variant's tau and rho against the long training are reported beside the study's own rung 0
 and rung 1. Resumable: every finished job is kept in --work/results.json.
 """
 import json
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from common import ROOT, parser, publish, table
 from scipy.stats import kendalltau, spearmanr
 
 from nas.budget import Budget
-from nas.data import channel_stats, holdout, load
+from nas.data import Augment, Split, channel_stats, holdout, load
 from nas.execution import choose, default_batch_size
 from nas.files import write_json
 from nas.search.jobs import Job, Trainer
@@ -29,12 +38,28 @@ from nas.search.runner import SearchConfig
 from nas.spaces import load_space
 from nas.train import PROXY
 
-VARIANTS = {  # name: (changes to the search's proxy recipe, seed offset)
-    "seed": ({}, 1000),
-    "batch128": ({"batch_size": 128}, 0),
-    "batch64": ({"batch_size": 64}, 0),
-    "lr2x": ({"lr": 2 * PROXY.lr}, 0),
+HALF_AUGMENT = Augment(flip=True, translate=1, cutout=0)  # the proxy's 2-pixel shift, at half the side
+VARIANTS = {  # name: (changes to the search's proxy recipe, seed offset, epochs (None: rung 0's), image side / 32)
+    "seed": ({}, 1000, None, 1),
+    "seed2": ({}, 2000, None, 1),  # a third seed, and rung 0's cost on the machine the variants below run on
+    "batch128": ({"batch_size": 128}, 0, None, 1),
+    "batch64": ({"batch_size": 64}, 0, None, 1),
+    "lr2x": ({"lr": 2 * PROXY.lr}, 0, None, 1),
+    "epoch05": ({}, 0, 0.5, 1),
+    "half1": ({"augment": HALF_AUGMENT}, 0, 1.0, 0.5),
+    "half1-seed": ({"augment": HALF_AUGMENT}, 1000, 1.0, 0.5),
+    "half05": ({"augment": HALF_AUGMENT}, 0, 0.5, 0.5),
 }
+
+
+def downsample(split: Split, scale: float) -> Split:
+    """The split's images shrunk by `scale` (1/2: each 2x2 block averaged), uint8 as before."""
+    if scale == 1:
+        return split
+    k = round(1 / scale)
+    n, h, w, c = split.x.shape
+    x = split.x.reshape(n, h // k, k, w // k, k, c).astype(np.float32).mean(axis=(2, 4))
+    return Split(np.round(x).astype(np.uint8), split.y)
 
 
 def main():
@@ -66,8 +91,10 @@ def main():
         train_split, val_split = holdout(data.train, config.val_fraction, seed=args.seed)  # as the study's
         base = PROXY.with_(batch_size=default_batch_size(execution.device))
         for name in args.variants:
-            changes, offset = VARIANTS[name]
-            trainer = Trainer(train_split, val_split, base.with_(**changes), ladder, mean, std, execution, 1.0)
+            changes, offset, epochs, scale = VARIANTS[name]
+            at = ladder if epochs is None else replace(ladder, top_epochs=epochs * ladder.eta ** (ladder.rungs - 1))
+            trainer = Trainer(downsample(train_split, scale), downsample(val_split, scale), base.with_(**changes),
+                              at, mean, std, execution, 1.0)
             done = state.setdefault(name, {})
             for i, e in sorted(study.items()):
                 if str(i) in done:
@@ -95,12 +122,17 @@ def main():
     for name in VARIANTS:
         done = {int(i): r["score"] for i, r in state.get(name, {}).items() if r["score"] is not None}
         row(f"rung 0, {name}", done, [r["seconds"] for r in state.get(name, {}).values()])
-    if "seed" in state and len(state["seed"]) >= 3:
-        ids = sorted(int(i) for i in state["seed"])
-        tau = kendalltau([study[i]["rungs"]["0"]["score"] for i in ids], [state["seed"][str(i)]["score"] for i in ids])[0]
-        seeds = f"\n\nRung 0 against itself with other seeds (the study's run and `seed`): Kendall tau {tau:.3f}."
-    else:
-        seeds = ""
+    agreement = []  # a variant against itself with other seeds: how much of its ranking is the seed's
+    for a, b in (("study", "seed"), ("study", "seed2"), ("seed", "seed2"), ("half1", "half1-seed")):
+        runs = {name: {int(i): r["score"] for i, r in state.get(name, {}).items()} for name in (a, b) if name != "study"}
+        if a == "study":
+            runs[a] = {i: e["rungs"]["0"]["score"] for i, e in study.items()}
+        ids = sorted(set(runs[a]) & set(runs.get(b, {})))
+        if len(ids) >= 3:
+            tau = kendalltau([runs[a][i] for i in ids], [runs[b][i] for i in ids])[0]
+            agreement.append(f"{a} against {b}: {tau:.3f}")
+    seeds = ("\n\nThe same rung against itself with other seeds, Kendall tau: " + "; ".join(agreement) + "."
+             if agreement else "")
     publish("The first rung, other ways", f"The {len(study)} candidates of the proxy-fidelity study, rung 0 "
             f"({ladder.epochs(0):g} epochs) trained again per variant, against their long training, on the same "
             "held-out validation split.\n\n"
