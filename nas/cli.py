@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("retrain", help="train a search's winner fully and freeze it as code")
     r.add_argument("winner", help="winner.json written by nas search")
+    r.add_argument("--trial", type=_non_negative_int,
+                   help="retrain candidate TRIAL of the same search (its number in trials.jsonl beside winner.json) "
+                        "instead of the winner: a runner-up, or one the short proxy may have ranked too low")
     r.add_argument("--recipe", choices=sorted(RECIPES), default="full",
                    help="full: SGD-Nesterov, warm-up then cosine, flip + translate + cutout (the default); airbench: "
                         "airbench94's optimisation (batch 1024, its triangular schedule, lookahead, BN biases at 64x "
@@ -194,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--temperature", type=_positive_float,
                    help=f"the softmax temperature both sides of the distillation (default {FULL.temperature:g})")
     r.add_argument("--data", help="as for search (default: the winner's)")
-    r.add_argument("--out", help="output directory (default: retrain/ beside winner.json)")
+    r.add_argument("--out", help="output directory (default: retrain/ beside winner.json; retrain-trialN/ with --trial N)")
     _add_execution_flags(r)
     r.add_argument("--seed", type=int, default=0)
 
@@ -270,6 +273,8 @@ def cmd_retrain(args) -> int:
 
     execution = _execution(args)
     winner = Winner.load(args.winner)
+    if args.trial is not None:
+        winner = winner.for_trial(args.winner, args.trial)
     recipe = RECIPES[args.recipe].with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                         lookahead=args.lookahead, tta_shift=args.tta_shift,
@@ -281,7 +286,7 @@ def cmd_retrain(args) -> int:
     augment = {"translate": args.translate, "cutout": args.cutout,
                "alternate": None if args.flip is None else args.flip == "alternate"}
     recipe = recipe.with_(augment=replace(recipe.augment, **{k: v for k, v in augment.items() if v is not None}))
-    out = args.out or str(Path(args.winner).parent / "retrain")
+    out = args.out or str(Path(args.winner).parent / ("retrain" if args.trial is None else f"retrain-trial{args.trial}"))
     data = load(args.data or winner.data)
     with RetrainView() as view:
         run_retrain(winner, data, out, recipe, seed=args.seed, view=view, command=args.command_line,

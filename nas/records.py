@@ -7,7 +7,7 @@ import csv
 import enum
 import io
 import json
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 from . import __version__
@@ -172,11 +172,42 @@ class Winner:
             raise UserError(f"{path}: {e}") from None
 
 
-def _check_space(path: Path, data: dict, arch: Architecture) -> None:
+    def for_trial(self, path: str | Path, trial: int) -> "Winner":
+        """The same search's candidate number `trial` (from trials.jsonl beside winner.json at `path`)
+        in the winner's place, scored at the highest rung it finished: a runner-up to retrain."""
+        from .search.trials import TrialLog
+
+        path = Path(path)
+        log_path = path.parent / "trials.jsonl"
+        if not log_path.is_file():
+            raise UserError(f"--trial needs the search's trials.jsonl beside {path}; there is none")
+        jobs = sorted((r for r in TrialLog(log_path).records if r.trial == trial), key=lambda r: r.rung)
+        if not jobs:
+            raise UserError(f"{log_path} has no trial {trial}")
+        done = [r for r in jobs if r.ok]
+        if not done:
+            raise UserError(f"trial {trial} failed in the search ({jobs[-1].reason}): nothing to retrain")
+        best = done[-1]
+        space = load_space(_space_file(path, {"space": self.space}))
+        try:
+            arch = space.resolve(best.candidate)
+        except ValueError as e:
+            raise UserError(f"trial {trial} of {log_path}: {e}") from None
+        return replace(self, candidate=best.candidate, architecture=arch, params=best.params, macs=best.macs,
+                       proxy_score=best.score, proxy_rung=best.rung, proxy_epochs=best.epochs)
+
+
+def _space_file(path: Path, data: dict) -> Path:
+    """The space file winner.json at `path` names, read relative to the working directory or, failing
+    that, to winner.json's folder."""
     space_file = Path(data["space"]["path"])
     if not space_file.is_absolute() and not space_file.exists():
         space_file = path.parent / space_file
-    space = load_space(space_file)
+    return space_file
+
+
+def _check_space(path: Path, data: dict, arch: Architecture) -> None:
+    space = load_space(_space_file(path, data))
     if space.fingerprint() != data["space"]["fingerprint"]:
         raise UserError(f"space file {data['space']['path']} has changed since this winner was found")
     try:

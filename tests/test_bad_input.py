@@ -92,6 +92,17 @@ def test_zero_or_negative_epochs_for_retrain(searched, value):
     one_line(run_nas("retrain", run / "winner.json", "--epochs", value), "--epochs")
 
 
+def test_retrain_of_a_trial_the_search_does_not_have(searched, tmp_path):
+    tmp, _, _, run = searched
+    one_line(run_nas("retrain", run / "winner.json", "--trial", "99", "--out", tmp_path / "o"), "no trial 99")
+    assert not (tmp_path / "o").exists()
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(run / "winner.json", lone / "winner.json")
+    one_line(run_nas("retrain", lone / "winner.json", "--trial", "0", "--out", tmp_path / "o"), "trials.jsonl")
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("flag,value", [("--weight-decay", "-1e-4"), ("--weight-decay", "inf"),
                                         ("--label-smoothing", "1"), ("--cutout", "-8"), ("--cutout", "4.5"),
                                         ("--lookahead", "1"), ("--lookahead", "-0.5"), ("--tta-shift", "-1"),

@@ -35,3 +35,21 @@ def test_search_then_retrain_through_the_command_line(nas_cli, tmp_path):
 def test_unknown_strategy(nas_cli, tmp_path):
     r = nas_cli("search", "spaces/tiny.py", "--budget", "50k", "--strategy", "magic", "--data", tmp_path / "x.npz")
     assert r.returncode == 2 and "unknown strategy 'magic'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_retrain_a_runner_up_by_its_trial_number(nas_cli, tmp_path):
+    space = write_space(tmp_path / "small.py")
+    data = write_npz(tmp_path / "d.npz")
+    out = tmp_path / "run"
+    r = nas_cli("search", space, "--budget", "6k", "--trials", "2", "--rungs", "1", "--proxy-epochs", "1",
+                "--batch-size", "64", "--data", data, "--out", out, "--strategy", "random")
+    assert r.returncode == 0, r.stderr
+    trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    winner = json.loads((out / "winner.json").read_text())
+    other = next(t for t in trials if t["candidate"] != winner["candidate"])
+    r = nas_cli("retrain", out / "winner.json", "--trial", str(other["trial"]), "--epochs", "1", "--batch-size", "64")
+    assert r.returncode == 0, r.stderr
+    result = json.loads((out / f"retrain-trial{other['trial']}" / "result.json").read_text())
+    assert (result["candidate"], result["params"], result["macs"], result["proxy_score"]) == \
+        (other["candidate"], other["params"], other["macs"], other["score"])
+    assert not (out / "retrain").exists()  # the winner's own retrain folder is left alone
