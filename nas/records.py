@@ -171,7 +171,6 @@ class Winner:
         except (TypeError, AttributeError) as e:
             raise UserError(f"{path}: {e}") from None
 
-
     def for_trial(self, path: str | Path, trial: int) -> "Winner":
         """The same search's candidate number `trial` (from trials.jsonl beside winner.json at `path`)
         in the winner's place, scored at the highest rung it finished: a runner-up to retrain."""
