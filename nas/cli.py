@@ -274,7 +274,11 @@ def cmd_retrain(args) -> int:
     execution = _execution(args)
     winner = Winner.load(args.winner)
     if args.trial is not None:
-        winner = winner.for_trial(args.winner, args.trial)
+        from .search.trials import TrialLog
+        log = Path(args.winner).parent / "trials.jsonl"
+        if not log.is_file():
+            raise UserError(f"--trial needs the search's trials.jsonl beside {args.winner}; there is none")
+        winner = winner.for_trial(args.winner, TrialLog(log).finished(args.trial))
     recipe = RECIPES[args.recipe].with_(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                         lookahead=args.lookahead, tta_shift=args.tta_shift,

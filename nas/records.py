@@ -171,29 +171,16 @@ class Winner:
         except (TypeError, AttributeError) as e:
             raise UserError(f"{path}: {e}") from None
 
-    def for_trial(self, path: str | Path, trial: int) -> "Winner":
-        """The same search's candidate number `trial` (from trials.jsonl beside winner.json at `path`)
-        in the winner's place, scored at the highest rung it finished: a runner-up to retrain."""
-        from .search.trials import TrialLog
-
-        path = Path(path)
-        log_path = path.parent / "trials.jsonl"
-        if not log_path.is_file():
-            raise UserError(f"--trial needs the search's trials.jsonl beside {path}; there is none")
-        jobs = sorted((r for r in TrialLog(log_path).records if r.trial == trial), key=lambda r: r.rung)
-        if not jobs:
-            raise UserError(f"{log_path} has no trial {trial}")
-        done = [r for r in jobs if r.ok]
-        if not done:
-            raise UserError(f"trial {trial} failed in the search ({jobs[-1].reason}): nothing to retrain")
-        best = done[-1]
-        space = load_space(_space_file(path, {"space": self.space}))
+    def for_trial(self, path: str | Path, record: TrialRecord) -> "Winner":
+        """The same search's candidate `record` (a finished job of trials.jsonl beside winner.json at
+        `path`) in the winner's place: a runner-up to retrain."""
+        space = load_space(_space_file(Path(path), {"space": self.space}))
         try:
-            arch = space.resolve(best.candidate)
+            arch = space.resolve(record.candidate)
         except ValueError as e:
-            raise UserError(f"trial {trial} of {log_path}: {e}") from None
-        return replace(self, candidate=best.candidate, architecture=arch, params=best.params, macs=best.macs,
-                       proxy_score=best.score, proxy_rung=best.rung, proxy_epochs=best.epochs)
+            raise UserError(f"trial {record.trial}: {e}") from None
+        return replace(self, candidate=record.candidate, architecture=arch, params=record.params, macs=record.macs,
+                       proxy_score=record.score, proxy_rung=record.rung, proxy_epochs=record.epochs)
 
 
 def _space_file(path: Path, data: dict) -> Path:

@@ -66,6 +66,17 @@ class TrialLog:
         jobs = self.rungs(candidate)
         return jobs[max(jobs)] if jobs else None
 
+    def finished(self, trial: int) -> TrialRecord:
+        """Candidate number `trial`'s job on the highest rung it finished; a UserError line when the log
+        has no such trial or all its jobs failed."""
+        jobs = sorted((r for r in self.records if r.trial == trial), key=lambda r: r.rung)
+        if not jobs:
+            raise UserError(f"{self.path} has no trial {trial}")
+        done = [r for r in jobs if r.ok]
+        if not done:
+            raise UserError(f"trial {trial} failed in the search ({jobs[-1].reason}): nothing to retrain")
+        return done[-1]
+
     def append(self, record: TrialRecord) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
