@@ -237,6 +237,7 @@ def cmd_search(args) -> int:
     from .report.live import SearchView
     from .search import STRATEGIES, SearchConfig, run_search
     from .search.runner import check_settings
+    from .spaces.space import edges_note
     from .train import PROXY
 
     execution = _execution(args)
@@ -257,7 +258,11 @@ def cmd_search(args) -> int:
         winner = run_search(space, config, data, out, view=view)
     from .report.console import console
     console.print(f"winner: {winner.summary}, {winner.params:,} params, proxy {100 * winner.proxy_score:.2f}% "
-                  f"-> {out}/winner.json\nnext: nas retrain {out}/winner.json")
+                  f"-> {out}/winner.json")
+    note = edges_note(space, winner.candidate)
+    if note:
+        console.print(note)
+    console.print(f"next: nas retrain {out}/winner.json")
     return 0
 
 

@@ -72,3 +72,28 @@ def test_pareto_front():
     from nas.report.plots import pareto_front
     points = [(1, 0.5), (2, 0.4), (2, 0.7), (3, 0.6), (4, 0.9)]
     assert pareto_front(points) == [(1, 0.5), (2, 0.7), (4, 0.9)]
+
+
+def test_a_winner_at_an_edge_of_the_space_is_named_by_the_search_and_its_report(tmp_path):
+    from nas.spaces import load_space
+    from nas.spaces.space import edges_note
+
+    space = tmp_path / "ranges.py"
+    space.write_text(SMALL_SPACE_WITH_RANGES)
+    data = write_npz(tmp_path / "d.npz")
+    r = run_nas("search", space, "--budget", "6k", "--trials", "1", "--proxy-epochs", "1", "--batch-size", "64",
+                "--min-share", "0", "--data", data, "--out", tmp_path / "run", "--strategy", "grid")
+    assert r.returncode == 0, r.stderr
+    winner = json.loads((tmp_path / "run" / "winner.json").read_text())
+    note = edges_note(load_space(space), winner["candidate"])
+    assert note and "stem=16 (highest of 8, 12, 16)" in note  # grid's first candidate: the widest stem
+    assert note in " ".join(r.stdout.split())
+    assert run_nas("report", tmp_path / "run").returncode == 0
+    assert note in (tmp_path / "run" / "report.md").read_text()
+
+
+SMALL_SPACE_WITH_RANGES = '''
+from nas.spaces import Space, Stage, Stem, choice
+space = Space(name="ranges", stem=Stem(width=choice("stem", [8, 12, 16])),
+              stages=[Stage("conv", width=choice("w1", [8, 16]), kernel=3)], num_classes=4)
+'''

@@ -8,7 +8,7 @@ from nas.budget import Budget, estimate
 from nas.spaces import Architecture, Space, Stage, Stem, builtin, choice, irange
 from nas.spaces.gated import GatedKConvBlock
 
-SPACES = ["tiny", "gated", "resnet", "tiny_convmixer"]
+SPACES = ["tiny", "gated", "resnet", "tiny_convmixer", "tiny_convmixer_wide"]
 
 
 def feasible_samples(space, n, max_params, seed=0):
@@ -89,6 +89,17 @@ def test_a_choice_used_twice_ties_both_places():
 def test_malformed_spaces_are_rejected_with_a_reason(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_edges_name_the_numeric_choices_a_candidate_takes_at_an_end_of_their_range():
+    space = Space("t", Stem(choice("stem", [16, 24, 32])),
+                  [Stage(choice("b", ["conv", "dwsep", "mbconv"]), choice("w", [32, 64]), depth=irange("d", 1, 4),
+                         kernel=choice("k", [3, 5, 7]))])
+    # two-valued (w) and non-numeric (b) choices are never edges; depth 1 and stem 32 are
+    edges = space.edges({"stem": 32, "b": "conv", "w": 64, "d": 1, "k": 5})
+    assert edges == [("stem", 32, "highest"), ("d", 1, "lowest")]
+    assert space.edges({"stem": 24, "b": "mbconv", "w": 32, "d": 3, "k": 7}) == [("k", 7, "highest")]
+    assert space.edges({"stem": 24, "b": "dwsep", "w": 32, "d": 2, "k": 5}) == []
 
 
 def test_validate_names_the_bad_value():

@@ -16,6 +16,7 @@ from ..budget import Budget, Cost, layer_costs
 from ..errors import UserError
 from ..records import RetrainResult, Winner, read_metrics
 from ..spaces import Architecture
+from ..spaces.space import edges_note
 from . import plots
 from .console import human
 
@@ -97,7 +98,7 @@ def build(runs: Runs, images: Path) -> list[Block]:
     images.mkdir(parents=True, exist_ok=True)
     doc = [Block("h1", "nas report"), Block("p", f"Written {datetime.datetime.now():%Y-%m-%d %H:%M}.")]
     commands = []
-    arch, budget = None, None
+    arch, budget, note = None, None, None
     if runs.search is not None:
         meta = _read_json(runs.search / "search.json")
         ident = meta["identity"]
@@ -148,6 +149,8 @@ def build(runs: Runs, images: Path) -> list[Block]:
             doc.append(Block("table", headers=["failed trial", "reason"], rows=[[r.trial, r.reason] for r in failed]))
         if winner is not None:
             arch = winner.architecture
+            space = _unchanged_space(ident["space"])
+            note = edges_note(space, winner.candidate) if space is not None else None
         commands.append(meta.get("command") or f"nas search {ident['space']['path']} --budget ... --strategy {ident['strategy']}")
     if runs.retrain is not None:
         result = RetrainResult.load(runs.retrain / "result.json")
@@ -156,6 +159,8 @@ def build(runs: Runs, images: Path) -> list[Block]:
             budget = Budget.from_dict(result.budget)
     if arch is not None:
         doc += [Block("h2", "Winner")] + _architecture_blocks(arch, budget, images)
+        if note:
+            doc.append(Block("p", note))
     if runs.retrain is not None:
         doc += _retrain_blocks(runs.retrain, result, images)
         commands.append(result.command or "nas retrain winner.json")
@@ -164,17 +169,24 @@ def build(runs: Runs, images: Path) -> list[Block]:
     return doc
 
 
-def _space_blocks(ident: dict, budget: Budget) -> list[Block]:
+def _unchanged_space(space_info: dict):
+    """The search's space, loaded from its file, or None where the file is gone or has changed since."""
     from ..spaces import load_space
+
+    try:
+        space = load_space(space_info["path"])
+    except UserError:
+        return None
+    return space if space.fingerprint() == space_info["fingerprint"] else None
+
+
+def _space_blocks(ident: dict, budget: Budget) -> list[Block]:
     from ..survey import survey
 
     space_info = ident["space"]
     text = f"Space **{space_info['name']}** (`{space_info['path']}`, fingerprint {space_info['fingerprint']}); budget: {budget.describe()}."
-    try:
-        space = load_space(space_info["path"])
-        if space.fingerprint() != space_info["fingerprint"]:
-            raise UserError("changed")
-    except UserError:
+    space = _unchanged_space(space_info)
+    if space is None:
         return [Block("p", text + " The space file is no longer there as it was, so its pruning is not shown.")]
     s = survey(space, budget, seed=0, examples=0)
     how = "counted exactly" if s.exact else f"estimated from {s.examined:,} uniform samples, 95% margin ±{s.margin:,}"

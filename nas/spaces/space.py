@@ -252,6 +252,21 @@ class Space:
     def build(self, candidate: Candidate):
         return self.resolve(candidate).build()
 
+    def edges(self, candidate: Candidate) -> list[tuple[str, Any, str]]:
+        """The numeric choices (three values or more) where `candidate` takes the lowest or the
+        highest value: (name, value, "lowest" or "highest"). A winner there says the space's range
+        may have cut off better networks on that side."""
+        found = []
+        for name, c in self.choices.items():
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in c.values)
+            if not numeric or len(c.values) < 3 or name not in candidate:
+                continue
+            if candidate[name] == min(c.values):
+                found.append((name, candidate[name], "lowest"))
+            elif candidate[name] == max(c.values):
+                found.append((name, candidate[name], "highest"))
+        return found
+
     def fingerprint(self) -> str:
         """A hash of everything that defines the space: changes when the space file's meaning changes."""
         desc = [(where, (v.name, list(v.values)) if isinstance(v, Choice) else v) for where, v in self._fields()]
@@ -259,6 +274,23 @@ class Space:
         families = sorted({f for s in self.stages for f in self._values(s.block)})
         desc.append([(f, block_defaults(f)) for f in families])  # the defaults resolve writes in
         return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def edges_note(space: Space, candidate: Candidate) -> str | None:
+    """One sentence naming the choices where `candidate` sits at an end of the space's range, or None."""
+    edges = space.edges(candidate)
+    if not edges:
+        return None
+    where = ", ".join(f"{name}={value} ({side} of {_span(space.choices[name].values)})" for name, value, side in edges)
+    return f"The winner sits at an edge of the space: {where}; a space whose ranges go further there may hold a better network."
+
+
+def _span(values) -> str:
+    """A numeric choice's values, short: '3..8' for consecutive integers, else '16, 24, 32'."""
+    values = sorted(values)
+    if all(isinstance(v, int) for v in values) and values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}..{values[-1]}"
+    return ", ".join(str(v) for v in values)
 
 
 class SpaceFileError(UserError):
