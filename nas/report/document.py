@@ -108,8 +108,9 @@ def build(runs: Runs, images: Path) -> list[Block]:
         records = log.records
         winner_path = runs.search / "winner.json"
         winner = Winner.load(winner_path, check_space=False) if winner_path.exists() else None
+        space = _unchanged_space(ident["space"])
         doc += [Block("h2", "Space and budget")]
-        doc += _space_blocks(ident, budget)
+        doc += _space_blocks(ident, space, budget)
         ok = log.ok()
         failed = [r for r in records if not r.ok]
         seconds = max((r.elapsed for r in records), default=0) or sum(r.seconds for r in records)
@@ -149,7 +150,6 @@ def build(runs: Runs, images: Path) -> list[Block]:
             doc.append(Block("table", headers=["failed trial", "reason"], rows=[[r.trial, r.reason] for r in failed]))
         if winner is not None:
             arch = winner.architecture
-            space = _unchanged_space(ident["space"])
             note = edges_note(space, winner.candidate) if space is not None else None
         commands.append(meta.get("command") or f"nas search {ident['space']['path']} --budget ... --strategy {ident['strategy']}")
     if runs.retrain is not None:
@@ -180,12 +180,12 @@ def _unchanged_space(space_info: dict):
     return space if space.fingerprint() == space_info["fingerprint"] else None
 
 
-def _space_blocks(ident: dict, budget: Budget) -> list[Block]:
+def _space_blocks(ident: dict, space, budget: Budget) -> list[Block]:
+    """The space and its pruning by the budget; `space` is None where its file is gone or has changed."""
     from ..survey import survey
 
     space_info = ident["space"]
     text = f"Space **{space_info['name']}** (`{space_info['path']}`, fingerprint {space_info['fingerprint']}); budget: {budget.describe()}."
-    space = _unchanged_space(space_info)
     if space is None:
         return [Block("p", text + " The space file is no longer there as it was, so its pruning is not shown.")]
     s = survey(space, budget, seed=0, examples=0)
